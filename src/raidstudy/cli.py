@@ -1,0 +1,126 @@
+"""The ``raidstudy`` command: ``run | batch | events | ingest | build | fetch``.
+
+User errors (bad parameters, missing data, a failed cell) are printed as one readable
+line on standard error with exit status 2; a traceback means a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import RaidstudyError
+
+__all__ = ["main", "build_parser"]
+
+DEFAULT_NOTEBOOK = "notebooks/02-event-study.ipynb"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runs import execute_notebook
+    from .spec import PARAMETERS
+
+    if args.list_parameters:
+        for p in PARAMETERS.values():
+            print(f"{p.name:<20} {p.type.__name__:<6} default {p.default!r:<24} {p.help}")
+        return 0
+    params: dict[str, str] = {}
+    for name, value in args.parameters or []:
+        params[name] = value
+    rec = execute_notebook(args.notebook, params, progress=not args.quiet and sys.stderr.isatty(),
+                           log_output=args.log_output)
+    if not args.quiet:
+        from .runs import _relpath
+
+        print(f"results: {_relpath(rec.output_dir)}/ (results.json, report.html, figures/, tables/) "
+              f"in {rec.seconds:.1f} s")
+    return 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from .runs import expand_plan, load_plan, run_batch, summarise_runs
+    from .tables import to_markdown
+
+    plan = load_plan(args.plan)
+    runs = expand_plan(plan)
+    notebook = args.notebook or plan.get("notebook", DEFAULT_NOTEBOOK)
+    status = run_batch(notebook, runs, workers=args.workers, scheduler=args.scheduler,
+                       progress=None if not args.quiet else False)
+    summary = summarise_runs([r["output_dir"] for r in runs])
+    root = plan.get("output_root", "results/batch")
+    from ._io import atomic_write_text
+    from .paths import repo_root
+
+    atomic_write_text(repo_root() / root / "summary.md", to_markdown(summary) + "\n")
+    failed = [s for s in status if s["status"] != "complete"]
+    if not args.quiet:
+        print(f"{len(status) - len(failed)} of {len(status)} runs complete; summary: {root}/summary.md")
+        for f in failed:
+            print(f"failed: {f['output_dir']}: {f.get('error')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    from .events import format_events_table, load_events
+
+    print(format_events_table(load_events(args.path)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raidstudy",
+        description="Interrupted-time-series evidence on what anti-piracy raids do to pirated supply.",
+    )
+    parser.add_argument("--version", action="version", version=f"raidstudy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a study notebook with papermill into its run directory")
+    run.add_argument("notebook", nargs="?", default=DEFAULT_NOTEBOOK, help=f"notebook (default {DEFAULT_NOTEBOOK})")
+    run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="set a parameter (repeatable); `--list-parameters` shows them")
+    run.add_argument("--list-parameters", action="store_true", help="list the parameters and their defaults")
+    run.add_argument("--log-output", action="store_true", help="show the cells' output while running")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    run.set_defaults(func=_cmd_run)
+
+    batch = sub.add_parser("batch", help="run a plan of many event x indicator x specification runs in parallel")
+    batch.add_argument("plan", help="plan file (YAML or JSON): base, grid, output_root")
+    batch.add_argument("--notebook", default=None, help=f"notebook (default: the plan's, else {DEFAULT_NOTEBOOK})")
+    batch.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPUs)")
+    batch.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address, e.g. tcp://host:8786")
+    batch.add_argument("-q", "--quiet", action="store_true")
+    batch.set_defaults(func=_cmd_batch)
+
+    ev = sub.add_parser("events", help="list the enforcement events in the catalogue")
+    ev.add_argument("--path", default=None, help="catalogue CSV (default data/events.csv)")
+    ev.set_defaults(func=_cmd_events)
+
+    try:
+        from . import datacli
+    except ImportError:  # pragma: no cover - the data commands are part of the package
+        datacli = None
+    if datacli is not None:
+        datacli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RaidstudyError as err:
+        print(f"raidstudy: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raidstudy: interrupted; the run directory is marked as not complete", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

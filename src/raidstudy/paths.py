@@ -1,0 +1,70 @@
+"""Where things live. Every path the project uses is relative to the repository root.
+
+``../shared`` (the data beside the project) is optional: :func:`shared_dir` returns
+``None`` when it is absent, and callers must cope.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "repo_root",
+    "data_dir",
+    "processed_dir",
+    "interim_dir",
+    "raw_dir",
+    "results_dir",
+    "shared_dir",
+    "default_dumps_dir",
+]
+
+
+def repo_root() -> Path:
+    """The repository root: ``RAIDSTUDY_ROOT`` if set, else the folder holding ``pyproject.toml``
+    above this file (an editable install), else the current directory."""
+    env = os.environ.get("RAIDSTUDY_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "pyproject.toml").exists() and (parent / "src" / "raidstudy").exists():
+            return parent
+    return Path.cwd().resolve()
+
+
+def data_dir() -> Path:
+    return repo_root() / "data"
+
+
+def processed_dir() -> Path:
+    return data_dir() / "processed"
+
+
+def interim_dir() -> Path:
+    return data_dir() / "interim"
+
+
+def raw_dir() -> Path:
+    return data_dir() / "raw"
+
+
+def results_dir() -> Path:
+    return repo_root() / "results"
+
+
+def shared_dir() -> Path | None:
+    """``../shared`` beside the repository (or ``RAIDSTUDY_SHARED``), or ``None`` when absent."""
+    env = os.environ.get("RAIDSTUDY_SHARED")
+    cand = Path(env) if env else repo_root().parent / "shared"
+    return cand.resolve() if cand.is_dir() else None
+
+
+def default_dumps_dir() -> Path:
+    """The nZEDb dumps: ``../shared/data/raw/nzedb-predb-dumps`` when present, else ``data/raw/nzedb``."""
+    sh = shared_dir()
+    if sh is not None:
+        cand = sh / "data" / "raw" / "nzedb-predb-dumps"
+        if cand.is_dir():
+            return cand
+    return raw_dir() / "nzedb"

@@ -1,0 +1,532 @@
+"""Study parameters: one table of names, types and defaults, and one validation function.
+
+The notebook's ``parameters`` cell, the CLI (``raidstudy run -p NAME VALUE``) and the batch
+runner all go through :func:`validate_parameters`, so a parameter means the same thing
+everywhere and bad input is refused the same way, before any model is fitted.
+
+Papermill passes every value as a scalar (dates as strings, lists as comma-separated
+strings), so every parameter here is a flat scalar.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from .errors import DataError, ParameterError
+
+__all__ = [
+    "PARAMETERS",
+    "Parameter",
+    "StudySpec",
+    "check_names",
+    "coerce_parameters",
+    "default_parameters",
+    "validate_parameters",
+    "MODEL_FAMILIES",
+    "COV_TYPES",
+]
+
+MODEL_FAMILIES = ("negbin", "poisson", "quasipoisson", "gaussian")
+COV_TYPES = ("hac", "robust", "nonrobust")
+MEASURES = ("n_releases", "n_nuked")
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """One study parameter: its type, default and meaning."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+def _p(name: str, typ: type, default: Any, help: str) -> Parameter:
+    return Parameter(name, typ, default, help)
+
+
+#: Every study parameter, in the order of the notebook's ``parameters`` cell. The defaults
+#: are the SPARKS 2020 study. ``tests/test_notebooks.py`` checks that each notebook's
+#: parameters cell lists exactly these names with these defaults.
+PARAMETERS: dict[str, Parameter] = {
+    p.name: p
+    for p in [
+        _p("event_id", str, "sparks_2020", "event id from data/events.csv (`raidstudy events` lists them)"),
+        _p("event_date", str, "", "override the catalogue date (YYYY-MM-DD); empty: use the catalogue"),
+        _p("feeds", str, "#pre@corrupt,xrel", "comma-separated feeds summed into the outcome, or 'all'"),
+        _p("families", str, "all", "comma-separated section families (tv, movies, ...), or 'all'"),
+        _p("measure", str, "n_releases", "count measure: n_releases or n_nuked"),
+        _p("control_feeds", str, "", "comma-separated feeds for a comparative ITS control; empty: none"),
+        _p("data_dir", str, "data/processed", "folder of the processed indicator tables"),
+        _p("series_csv", str, "", "a generic date,value[,series] CSV used instead of the bundled data"),
+        _p("series_name", str, "", "which series of series_csv is the outcome (when it holds several)"),
+        _p("control_series", str, "", "which series of series_csv is the control; empty: none"),
+        _p("pre_periods", int, 365, "periods before the event in the estimation window"),
+        _p("post_periods", int, 180, "periods from the event on in the estimation window"),
+        _p("transition_periods", int, 1, "periods from the event on excluded from the fit (a raid that lands mid-day)"),
+        _p("model_family", str, "negbin", "negbin, poisson, quasipoisson or gaussian"),
+        _p("slope", bool, True, "estimate a change of trend after the event"),
+        _p("dow", bool, True, "day-of-week effects (daily series only)"),
+        _p("fourier", int, 2, "annual Fourier pairs for seasonality (0: none)"),
+        _p("holidays", str, "", "comma-separated holiday dates (YYYY-MM-DD), each a dummy"),
+        _p("cov_type", str, "hac", "hac (Newey-West), robust or nonrobust"),
+        _p("hac_lags", str, "auto", "HAC lags: 'auto' (Newey-West rule) or a whole number"),
+        _p("small_sample", bool, False, "Stata `newey` small-sample scaling of the HAC covariance"),
+        _p("alpha", float, 0.05, "1 - confidence level of every interval"),
+        _p("recovery_share", float, 0.9, "share of the counterfactual that counts as recovered"),
+        _p("n_sim", int, 2000, "simulation draws for the effect intervals"),
+        _p("seed", int, 20200825, "random seed for every simulation"),
+        _p("output_dir", str, "results/sparks-2020", "run directory for results.json, figures, tables"),
+    ]
+}
+
+#: Fewest non-missing pre-event periods accepted, whatever the model.
+MIN_PRE_PERIODS = 24
+
+
+def default_parameters() -> dict[str, Any]:
+    """The default parameters (the SPARKS 2020 study), as a fresh dict."""
+    return {name: p.default for name, p in PARAMETERS.items()}
+
+
+def check_names(params: Mapping[str, Any]) -> None:
+    """Refuse parameter names that the study does not know.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first unknown name and listing the accepted ones.
+    """
+    for name in params:
+        if name not in PARAMETERS:
+            import difflib
+
+            close = difflib.get_close_matches(name, PARAMETERS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see `raidstudy run --list-parameters`"
+            raise ParameterError(name, params[name], "unknown parameter name", accepted=list(PARAMETERS), hint=hint)
+
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def _coerce(p: Parameter, value: Any) -> Any:
+    if value is None:
+        raise ParameterError(p.name, value, f"must be a {p.type.__name__}, not None", hint=f"the default is {p.default!r}")
+    if p.type is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ParameterError(p.name, value, "must be true or false", accepted=[True, False])
+    if p.type is int:
+        if isinstance(value, bool):
+            raise ParameterError(p.name, value, "must be a whole number, not a boolean")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ParameterError(p.name, value, "must be a whole number", hint=f"the default is {p.default!r}")
+    if p.type is float:
+        if isinstance(value, bool):
+            raise ParameterError(p.name, value, "must be a number, not a boolean")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(p.name, value, "must be a number", hint=f"the default is {p.default!r}") from None
+        if not math.isfinite(out):
+            raise ParameterError(p.name, value, "must be a finite number")
+        return out
+    if p.type is str:
+        if isinstance(value, (pd.Timestamp,)):
+            return value.strftime("%Y-%m-%d")
+        if hasattr(value, "isoformat") and not isinstance(value, str):
+            return value.isoformat()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ParameterError(p.name, value, "must be a string")
+        return value.strip()
+    raise TypeError(p.type)  # pragma: no cover - the table holds only the four types
+
+
+def coerce_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check names and coerce every value to its declared type; fill in defaults.
+
+    Strings such as ``"365"`` or ``"false"`` (what a command line passes) become the
+    declared type. No data are read: this is the cheap first half of
+    :func:`validate_parameters`, used by the CLI before papermill starts.
+    """
+    check_names(params)
+    out = default_parameters()
+    for name, value in params.items():
+        out[name] = _coerce(PARAMETERS[name], value)
+    _check_scalars(out)
+    return out
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _check_scalars(p: dict[str, Any]) -> None:
+    """Range and vocabulary checks that need no data."""
+    if p["model_family"] not in MODEL_FAMILIES:
+        raise ParameterError("model_family", p["model_family"], "unknown model family", accepted=MODEL_FAMILIES)
+    if p["cov_type"] not in COV_TYPES:
+        raise ParameterError("cov_type", p["cov_type"], "unknown covariance type", accepted=COV_TYPES)
+    if p["measure"] not in MEASURES:
+        raise ParameterError("measure", p["measure"], "unknown measure", accepted=MEASURES)
+    if not 0 < p["alpha"] < 0.5:
+        raise ParameterError("alpha", p["alpha"], "must lie strictly between 0 and 0.5", hint="0.05 gives 95% intervals")
+    if not 0 < p["recovery_share"] <= 1:
+        raise ParameterError("recovery_share", p["recovery_share"], "must lie in (0, 1]", hint="0.9 means 90% of the counterfactual")
+    if p["pre_periods"] < MIN_PRE_PERIODS:
+        raise ParameterError(
+            "pre_periods", p["pre_periods"], f"too few pre-event periods: at least {MIN_PRE_PERIODS} are needed",
+            hint="a longer pre window identifies the trend and seasonality",
+        )
+    if p["post_periods"] < 1:
+        raise ParameterError("post_periods", p["post_periods"], "must be at least 1")
+    if not 0 <= p["transition_periods"] < p["post_periods"]:
+        raise ParameterError(
+            "transition_periods", p["transition_periods"],
+            f"must be between 0 and post_periods - 1 = {p['post_periods'] - 1}",
+        )
+    if not 0 <= p["fourier"] <= 12:
+        raise ParameterError("fourier", p["fourier"], "must be between 0 and 12 Fourier pairs")
+    if p["n_sim"] < 100:
+        raise ParameterError("n_sim", p["n_sim"], "must be at least 100 draws for stable intervals")
+    if p["seed"] < 0:
+        raise ParameterError("seed", p["seed"], "must be a non-negative whole number")
+    lags = p["hac_lags"]
+    if lags != "auto":
+        try:
+            n = int(lags)
+        except ValueError:
+            raise ParameterError("hac_lags", lags, "must be 'auto' or a whole number >= 0") from None
+        if n < 0:
+            raise ParameterError("hac_lags", lags, "must be 'auto' or a whole number >= 0")
+        p["hac_lags"] = str(n)
+    if p["event_date"]:
+        _parse_date("event_date", p["event_date"])
+    for d in _split(p["holidays"]):
+        _parse_date("holidays", d)
+    if not p["output_dir"]:
+        raise ParameterError("output_dir", p["output_dir"], "must name a folder", hint="e.g. results/my-study")
+    if p["series_csv"] and p["control_feeds"]:
+        raise ParameterError(
+            "control_feeds", p["control_feeds"], "feeds apply to the bundled data, not to series_csv",
+            hint="name the control column of series_csv with control_series",
+        )
+
+
+def _parse_date(name: str, value: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ParameterError(name, value, "is not a date", hint="write dates as YYYY-MM-DD") from None
+
+
+@dataclasses.dataclass
+class StudySpec:
+    """A validated study: the parameters, the event, and the series the model will see.
+
+    Built only by :func:`validate_parameters`. ``outcome`` and ``control`` cover exactly
+    the estimation window; ``full_outcome`` is the whole indicator, for context plots.
+    """
+
+    parameters: dict[str, Any]
+    event: Any
+    event_date: pd.Timestamp
+    outcome: pd.Series
+    control: pd.Series | None
+    full_outcome: pd.Series
+    freq: str
+    data_files: dict[str, str]
+    data_checksum: str
+    outcome_label: str
+    simulated: bool = False
+
+    @property
+    def output_dir(self) -> Path:
+        from .paths import repo_root
+
+        out = Path(self.parameters["output_dir"])
+        return out if out.is_absolute() else repo_root() / out
+
+    @property
+    def hac_lags(self) -> int | None:
+        lags = self.parameters["hac_lags"]
+        return None if lags == "auto" else int(lags)
+
+    def model_data(self) -> pd.DataFrame:
+        """The estimation window as a DataFrame: ``outcome`` and, when set, ``control``."""
+        df = pd.DataFrame({"outcome": self.outcome})
+        if self.control is not None:
+            df["control"] = self.control
+        return df
+
+    def build_model(self):
+        """The :class:`raidstudy.its.ITS` model this spec describes (not fitted)."""
+        from .its import ITS
+
+        p = self.parameters
+        holidays = [pd.Timestamp(d) for d in _split(p["holidays"])] or None
+        return ITS(
+            self.model_data(),
+            outcome="outcome",
+            event=self.event_date,
+            control="control" if self.control is not None else None,
+            family=p["model_family"],
+            slope=p["slope"],
+            dow=p["dow"] if self.freq == "D" else False,
+            fourier=p["fourier"],
+            holidays=holidays,
+            exclude=p["transition_periods"],
+            name=self.outcome_label,
+        )
+
+    def fit(self):
+        """Build the model and fit it with the spec's covariance settings."""
+        p = self.parameters
+        return self.build_model().fit(
+            cov_type=p["cov_type"], maxlags=self.hac_lags, small_sample=p["small_sample"]
+        )
+
+    def describe(self) -> pd.DataFrame:
+        """The study design as a two-column table (for the notebook and the report)."""
+        p = self.parameters
+        rows = [
+            ("event", f"{self.event.name} ({self.event.id})"),
+            ("event date", f"{self.event_date.date()} (precision: {self.event.precision})"),
+            ("outcome", self.outcome_label),
+            ("control", p["control_feeds"] or p["control_series"] or "none"),
+            ("window", f"{self.outcome.index[0].date()} to {self.outcome.index[-1].date()} ({self.freq})"),
+            ("pre / post periods", f"{p['pre_periods']} / {p['post_periods']}"),
+            ("excluded transition periods", str(p["transition_periods"])),
+            ("missing periods in window", str(int(self.outcome.isna().sum()))),
+            ("model", f"{p['model_family']}, slope={'yes' if p['slope'] else 'no'}, "
+                      f"day of week={'yes' if p['dow'] and self.freq == 'D' else 'no'}, Fourier pairs={p['fourier']}"),
+            ("covariance", f"{p['cov_type']} (lags {p['hac_lags']}{', small-sample' if p['small_sample'] else ''})"),
+            ("data checksum (sha256)", self.data_checksum[:16] + "..."),
+        ]
+        if self.simulated:
+            rows.insert(0, ("SIMULATED DATA", "this series is simulated, not observed"))
+        return pd.DataFrame(rows, columns=["item", "value"]).set_index("item")
+
+
+def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: Any) -> StudySpec:
+    """Validate study parameters and load the series they select, before any fitting.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Parameter names and values (strings are coerced to the declared types).
+    **kwargs
+        More parameters, as keywords (the notebook passes its parameters this way).
+
+    Returns
+    -------
+    StudySpec
+        The validated parameters with the event and the windowed outcome series.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name, a value of the wrong type or range, an unknown event id,
+        feed, family or series, an event outside the data, or a window with too few
+        non-missing pre-event periods. The message names the parameter, the value and
+        the accepted values.
+
+    Notes
+    -----
+    The estimation window is ``[t0 - pre_periods, t0 + post_periods)`` in periods of the
+    series' frequency, where ``t0`` is the period holding the event date. The window is
+    cut to the data; at least ``max(24, 3 k)`` non-missing pre-event periods must remain,
+    with ``k`` the number of pre-period parameters (constant, trend, day of week,
+    Fourier terms, holidays).
+
+    Examples
+    --------
+    >>> from raidstudy.spec import validate_parameters
+    >>> spec = validate_parameters(event_id="sparks_2020")  # doctest: +SKIP
+    >>> spec.event_date.date()  # doctest: +SKIP
+    datetime.date(2020, 8, 25)
+    """
+    merged: dict[str, Any] = dict(params or {})
+    merged.update(kwargs)
+    p = coerce_parameters(merged)
+
+    from . import events as _events
+    from .paths import repo_root
+
+    # The event: from the catalogue, unless a date is given for an event outside it.
+    try:
+        event = _events.get_event(p["event_id"])
+    except ParameterError:
+        if not p["event_date"]:
+            raise
+        event = _events.Event(
+            id=p["event_id"], date=pd.Timestamp(p["event_date"]), precision="day",
+            name=p["event_id"], target_type=(), jurisdiction=(), description="user-supplied event",
+            source="user-supplied", status="user-supplied",
+        )
+    event_date = pd.Timestamp(p["event_date"]) if p["event_date"] else pd.Timestamp(event.date)
+
+    # The series.
+    root = repo_root()
+    if p["series_csv"]:
+        outcome_full, control_full, files, label = _load_csv_series(p, root)
+    else:
+        outcome_full, control_full, files, label = _load_bundled(p, root)
+
+    freq = _freq_of(outcome_full)
+    outcome, control = _window(p, event, event_date, outcome_full, control_full, freq)
+
+    from ._io import sha256_bytes
+    from .simulate import is_simulated
+
+    checksum = sha256_bytes("\n".join(f"{k} {v}" for k, v in sorted(files.items())).encode())
+    return StudySpec(
+        parameters=p,
+        event=event,
+        event_date=event_date,
+        outcome=outcome,
+        control=control,
+        full_outcome=outcome_full,
+        freq=freq,
+        data_files=files,
+        data_checksum=checksum,
+        outcome_label=label,
+        simulated=is_simulated(outcome_full),
+    )
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _load_bundled(p: dict[str, Any], root: Path):
+    from . import indicators
+    from ._io import sha256_file
+
+    data_dir = Path(p["data_dir"])
+    data_dir = data_dir if data_dir.is_absolute() else root / data_dir
+    if not data_dir.is_dir():
+        raise ParameterError(
+            "data_dir", p["data_dir"], "folder not found",
+            hint="run `make data` (or `raidstudy build`) to rebuild the processed data",
+        )
+    feeds = None if p["feeds"].lower() == "all" else _split(p["feeds"])
+    families = None if p["families"].lower() == "all" else _split(p["families"])
+    if feeds is not None and not feeds:
+        raise ParameterError("feeds", p["feeds"], "names no feed", accepted=indicators.available_feeds(data_dir))
+    outcome = indicators.indicator_series(feeds=feeds, families=families, measure=p["measure"], data_dir=data_dir)
+    control = None
+    if p["control_feeds"]:
+        cfeeds = _split(p["control_feeds"])
+        try:
+            control = indicators.indicator_series(
+                feeds=cfeeds, families=families, measure=p["measure"], data_dir=data_dir
+            )
+        except ParameterError as err:
+            raise ParameterError("control_feeds", p["control_feeds"], err.problem, accepted=err.accepted) from None
+        overlap = set(cfeeds) & set(feeds or indicators.available_feeds(data_dir))
+        if overlap:
+            raise ParameterError(
+                "control_feeds", p["control_feeds"], f"feeds {sorted(overlap)} are in both outcome and control",
+                hint="a control must not contain the treated series",
+            )
+    prov = outcome.attrs.get("provenance", {})
+    files = dict(prov.get("files", {}))
+    if not files:
+        files = {_rel(f, root): sha256_file(f) for f in sorted(data_dir.iterdir()) if f.is_file()}
+    label = (
+        f"{p['measure'].replace('n_', '').replace('_', ' ')} per day, "
+        f"feeds {', '.join(feeds) if feeds else 'all'}; families {', '.join(families) if families else 'all'}"
+    )
+    return outcome, control, files, label
+
+
+def _load_csv_series(p: dict[str, Any], root: Path):
+    from ._io import sha256_file
+    from .sources.generic_csv import read_indicator_csv
+
+    path = Path(p["series_csv"])
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise ParameterError("series_csv", p["series_csv"], "file not found", hint="give a date,value[,series] CSV")
+    outcome = read_indicator_csv(path, series=p["series_name"] or None)
+    control = read_indicator_csv(path, series=p["control_series"]) if p["control_series"] else None
+    if control is not None:
+        control = control.reindex(outcome.index)
+    files = {_rel(path, root): sha256_file(path)}
+    label = p["series_name"] or outcome.name or path.stem
+    return outcome, control, files, str(label)
+
+
+def _freq_of(series: pd.Series) -> str:
+    idx = series.index
+    freq = getattr(idx, "freqstr", None) or pd.infer_freq(idx)
+    if freq is None:
+        raise DataError("the indicator series has no regular frequency; give a daily, weekly, monthly or yearly series")
+    return freq
+
+
+def _n_pre_params(p: dict[str, Any], freq: str) -> int:
+    k = 2 + 2 * p["fourier"] + len(_split(p["holidays"]))
+    if p["dow"] and freq == "D":
+        k += 6
+    return k
+
+
+def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: str):
+    idx = outcome_full.index
+    first, last = idx[0], idx[-1]
+    if not (first <= event_date <= last):
+        from . import events as _events
+
+        inside = _events.within(_events.load_events(), first, last)
+        name = "event_date" if p["event_date"] else "event_id"
+        raise ParameterError(
+            name, p[name], f"the event date {event_date.date()} lies outside the data ({first.date()} to {last.date()})",
+            accepted=list(inside["event_id"]) if name == "event_id" else None,
+            hint="choose an event inside the data window, or other data with series_csv",
+        )
+    t0 = int(idx.searchsorted(event_date, side="right")) - 1
+    lo = max(0, t0 - p["pre_periods"])
+    hi = min(len(idx), t0 + p["post_periods"])
+    outcome = outcome_full.iloc[lo:hi]
+    n_pre = int(outcome.iloc[: t0 - lo].notna().sum())
+    need = max(MIN_PRE_PERIODS, 3 * _n_pre_params(p, freq))
+    if n_pre < need:
+        raise ParameterError(
+            "pre_periods", p["pre_periods"],
+            f"only {n_pre} non-missing pre-event periods in the data before {event_date.date()}; "
+            f"this model needs at least {need}",
+            hint="lengthen pre_periods, drop Fourier pairs or day-of-week terms, or choose a later event",
+        )
+    if t0 + p["post_periods"] > len(idx):
+        import warnings
+
+        warnings.warn(
+            f"post window cut by the end of the data: {len(idx) - t0} of {p['post_periods']} post periods available",
+            stacklevel=3,
+        )
+    control = control_full.reindex(outcome.index) if control_full is not None else None
+    return outcome, control

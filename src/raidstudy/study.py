@@ -1,0 +1,248 @@
+"""The study's artefacts: ``results.json``, ``run.json``, figures and tables in a run directory.
+
+``results.json`` is the contract that the runner, the summary tables and users' scripts
+read. It is deterministic: sorted keys, floats rounded to 12 significant digits, no clock
+times (those go to ``run.json``), so the same inputs give a byte-identical file.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ._io import atomic_path, atomic_write_text, dumps_json, sha256_file, write_json
+
+__all__ = [
+    "RESULTS_SCHEMA",
+    "KEY_PACKAGES",
+    "package_versions",
+    "provenance",
+    "study_results",
+    "save_figure",
+    "write_table",
+    "write_study",
+    "start_run_record",
+    "read_results",
+]
+
+RESULTS_SCHEMA = "raidstudy.results/1"
+KEY_PACKAGES = ("raidstudy", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "pyarrow", "matplotlib", "seaborn")
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that can change a number in the results."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def provenance(spec) -> dict[str, Any]:
+    """Where the numbers come from: package versions, Python, the data files and their checksums."""
+    return {
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "data_checksum": spec.data_checksum,
+        "data_files": dict(sorted(spec.data_files.items())),
+        "simulated_data": bool(spec.simulated),
+    }
+
+
+def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
+                  sentences: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Assemble the ``results.json`` dictionary for a fitted study.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The validated study (from :func:`raidstudy.spec.validate_parameters`).
+    results : ITSResults
+        The fitted model.
+    robustness : mapping, optional
+        Robustness fits (for example the ARIMA-errors model), already as plain dicts.
+    sentences : mapping, optional
+        Generated narrative sentences, stored so that reports quote the same words.
+    """
+    p = spec.parameters
+    body = results.to_dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
+    out: dict[str, Any] = {
+        "schema": RESULTS_SCHEMA,
+        "parameters": dict(p),
+        "event": spec.event.to_dict(),
+        "provenance": provenance(spec),
+        "data": {
+            "outcome": spec.outcome_label,
+            "control": p["control_feeds"] or p["control_series"] or None,
+            "frequency": spec.freq,
+            "window_start": spec.outcome.index[0],
+            "window_end": spec.outcome.index[-1],
+            "n_periods": int(len(spec.outcome)),
+            "n_missing": int(spec.outcome.isna().sum()),
+            "missing_dates": [d for d in spec.outcome.index[spec.outcome.isna()]],
+            "simulated": bool(spec.simulated),
+        },
+    }
+    out.update(body)
+    if robustness:
+        out["robustness"] = dict(robustness)
+    if sentences:
+        out["sentences"] = dict(sentences)
+    return out
+
+
+def save_figure(fig, path: str | Path, *, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Save a figure as PNG and PDF atomically; return the paths written.
+
+    The PDF's creation date is left out so that reruns give identical files.
+    """
+    path = Path(path)
+    written = []
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        with atomic_path(target, suffix=f".{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+        written.append(target)
+    return written
+
+
+def write_table(df: pd.DataFrame, path: str | Path, *, caption: str | None = None, label: str | None = None) -> list[Path]:
+    """Write a table as Markdown (``.md``) and LaTeX (``.tex``) atomically."""
+    from . import tables
+
+    path = Path(path)
+    md = path.with_suffix(".md")
+    tex = path.with_suffix(".tex")
+    atomic_write_text(md, tables.to_markdown(df) + "\n")
+    atomic_write_text(tex, tables.to_latex(df, caption=caption, label=label) + "\n")
+    return [md, tex]
+
+
+def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, notebook: str | None = None) -> Path:
+    """Mark a run directory as running before any work: stale results are removed first.
+
+    An interrupted run therefore never leaves a ``results.json`` that looks complete:
+    ``run.json`` says ``"status": "running"`` until the runner sets ``"complete"``.
+    """
+    import datetime as _dt
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("results.json", "report.html"):
+        (out / stale).unlink(missing_ok=True)
+    record = {
+        "status": "running",
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": dict(parameters),
+        "notebook": notebook,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+    return write_json(out / "run.json", record)
+
+
+def _update_run_record(out: Path, **fields: Any) -> Path:
+    import json
+
+    path = out / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.update(fields)
+    return write_json(path, record)
+
+
+def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, Any] | None = None,
+                tables_: Mapping[str, tuple[pd.DataFrame, str]] | None = None) -> dict[str, list[str]]:
+    """Write a study's artefacts into its run directory.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The validated study; its ``output_dir`` is the run directory.
+    results_dict : mapping
+        From :func:`study_results`; written to ``results.json`` last, so that its presence
+        means every other artefact of the notebook is in place.
+    figures : mapping of name to matplotlib Figure
+        Written to ``figures/<name>.png`` and ``.pdf``.
+    tables_ : mapping of name to (DataFrame, caption)
+        Written to ``tables/<name>.md`` and ``.tex``.
+
+    Returns
+    -------
+    dict
+        Relative paths of the files written, by kind.
+    """
+    out = spec.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[str]] = {"figures": [], "tables": []}
+    for name, fig in (figures or {}).items():
+        for f in save_figure(fig, out / "figures" / name):
+            written["figures"].append(f.relative_to(out).as_posix())
+    for name, (df, caption) in (tables_ or {}).items():
+        for f in write_table(df, out / "tables" / name, caption=caption, label=f"tab:{name}"):
+            written["tables"].append(f.relative_to(out).as_posix())
+    results_path = write_json(out / "results.json", results_dict)
+    import json
+
+    prior = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    extra: dict[str, Any] = {}
+    if prior.get("status") != "running":
+        # Run straight with papermill or Jupyter, not through `raidstudy run`: no runner
+        # will add the HTML report, so the record is complete now.
+        extra = {"status": "complete (notebook only, no HTML report)", "parameters": dict(spec.parameters),
+                 "python": sys.version.split()[0], "packages": package_versions()}
+    _update_run_record(
+        out,
+        **extra,
+        data_checksum=spec.data_checksum,
+        data_files=dict(sorted(spec.data_files.items())),
+        artefacts=written,
+        results_sha256=sha256_file(results_path),
+    )
+    written["results"] = ["results.json"]
+    return written
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json`` (or the one inside a run directory)."""
+    import json
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    return json.loads(path.read_text())
+
+
+# re-exported for callers that want the exact serialisation used for results.json
+dumps_results = dumps_json
+
+
+def data_sentence(spec) -> str:
+    """One paragraph describing the indicator in the estimation window, from the data."""
+    y = spec.outcome
+    t0 = int(y.index.searchsorted(spec.event_date, side="right")) - 1
+    pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
+    unit = {"D": "day", "W": "week", "M": "month", "MS": "month", "Y": "year", "YS": "year"}.get(
+        spec.freq.split("-")[0], "period")
+    n_pre_win = min(28, len(pre))
+    n_post_win = min(28, len(post))
+    before = pre.iloc[-n_pre_win:].mean()
+    after = post.iloc[:n_post_win].mean()
+    change = (after / before - 1) * 100 if before else float("nan")
+    text = (
+        f"The window runs from {y.index[0].date()} to {y.index[-1].date()} ({len(y)} {unit}s, "
+        f"{int(y.isna().sum())} missing). In the {n_pre_win} {unit}s before the event the indicator "
+        f"averaged {before:,.1f} per {unit}; in the first {n_post_win} {unit}s after the transition "
+        f"it averaged {after:,.1f} ({change:+.0f}%). These raw means ignore trend and seasonality; "
+        f"the model below accounts for both."
+    )
+    if spec.simulated:
+        text = "**Simulated data.** " + text
+    return text

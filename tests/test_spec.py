@@ -1,0 +1,124 @@
+"""Parameter validation: one function for notebook, CLI and runner; clear errors before fitting."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from raidstudy.errors import ParameterError
+from raidstudy.spec import PARAMETERS, coerce_parameters, default_parameters, validate_parameters
+
+
+def sim(sim_csv, **kw):
+    base = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
+                event_date="2021-10-01", pre_periods=200, post_periods=90)
+    base.update(kw)
+    return base
+
+
+def test_defaults_are_the_sparks_study():
+    p = default_parameters()
+    assert p["event_id"] == "sparks_2020"
+    assert p["output_dir"] == "results/sparks-2020"
+    assert set(p) == set(PARAMETERS)
+
+
+def test_every_parameter_is_a_flat_scalar():
+    for p in PARAMETERS.values():
+        assert p.type in (str, int, float, bool), p.name
+        assert isinstance(p.default, p.type), p.name
+
+
+def test_unknown_name_is_refused_with_a_suggestion():
+    with pytest.raises(ParameterError) as exc:
+        coerce_parameters({"pre_period": 100})
+    msg = str(exc.value)
+    assert "'pre_period'" in msg and "unknown parameter name" in msg and "did you mean 'pre_periods'" in msg
+
+
+def test_strings_from_the_command_line_are_coerced():
+    p = coerce_parameters({"pre_periods": "200", "slope": "false", "alpha": "0.1", "hac_lags": "7"})
+    assert p["pre_periods"] == 200 and p["slope"] is False and p["alpha"] == 0.1 and p["hac_lags"] == "7"
+
+
+@pytest.mark.parametrize(
+    "name,value,fragment",
+    [
+        ("model_family", "logit", "accepted values: 'negbin', 'poisson', 'quasipoisson', 'gaussian'"),
+        ("cov_type", "cluster", "accepted values: 'hac'"),
+        ("alpha", 0.7, "between 0 and 0.5"),
+        ("pre_periods", 10, "too few pre-event periods"),
+        ("pre_periods", "ten", "whole number"),
+        ("hac_lags", "-3", "'auto' or a whole number"),
+        ("slope", "maybe", "true or false"),
+        ("event_date", "2020-13-45", "is not a date"),
+        ("measure", "n_bytes", "accepted values"),
+        ("transition_periods", 500, "between 0 and post_periods"),
+    ],
+)
+def test_bad_values_name_parameter_value_and_accepted(name, value, fragment):
+    with pytest.raises(ParameterError) as exc:
+        coerce_parameters({name: value})
+    msg = str(exc.value)
+    assert f"parameter {name!r}" in msg and repr(value) in msg and fragment in msg
+
+
+def test_generic_csv_study_validates(sim_csv):
+    spec = validate_parameters(sim(sim_csv))
+    assert spec.freq == "D"
+    assert spec.event_date == pd.Timestamp("2021-10-01")
+    assert len(spec.outcome) == 290
+    assert spec.simulated, "a simulated series must be labelled as simulated"
+    assert spec.describe().loc["SIMULATED DATA", "value"]
+
+
+def test_unknown_event_lists_accepted_ids(sim_csv):
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(sim(sim_csv, event_date=""))
+    msg = str(exc.value)
+    assert "'event_id'" in msg and "'simulated_raid'" in msg and "sparks_2020" in msg
+
+
+def test_event_outside_the_data(sim_csv):
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(sim(sim_csv, event_id="sparks_2020", event_date=""))
+    msg = str(exc.value)
+    assert "outside the data" in msg and "2020-08-25" in msg and "2021-01-01" in msg
+
+
+def test_too_few_pre_periods_in_the_data(sim_csv):
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(sim(sim_csv, event_date="2021-01-20"))
+    msg = str(exc.value)
+    assert "'pre_periods'" in msg and "non-missing pre-event periods" in msg
+
+
+def test_unknown_series_in_csv(sim_csv):
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(sim(sim_csv, series_name="nope"))
+    assert "simulated_counts" in str(exc.value)
+
+
+def test_bundled_data_unknown_feed_and_family():
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(feeds="#pre@corrupt,nosuchfeed")
+    assert "nosuchfeed" in str(exc.value) and "xrel" in str(exc.value)
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(families="tv,cartoons")
+    assert "cartoons" in str(exc.value) and "movies" in str(exc.value)
+
+
+def test_bundled_sparks_spec():
+    spec = validate_parameters()
+    assert spec.event.id == "sparks_2020"
+    assert spec.outcome.index[0] == pd.Timestamp("2019-08-26")
+    assert len(spec.outcome) == 365 + 180
+    assert not spec.simulated
+    # the raid day itself: Scene releases fell by more than half against the week before
+    y = spec.outcome
+    assert y.loc["2020-08-26"] < 0.5 * y.loc["2020-08-19"]
+
+
+def test_control_may_not_contain_treated_feed():
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(control_feeds="xrel")
+    assert "both outcome and control" in str(exc.value)
