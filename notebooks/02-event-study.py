@@ -50,15 +50,18 @@ seed = 20200825
 output_dir = "results/sparks-2020"
 
 # %%
+from raidstudy.spec import notebook_parameters, validate_parameters
+
+# Every parameter goes through the one validation function that the CLI and the batch
+# runner use: an unknown name or a bad value stops here, before any model is fitted.
+spec = validate_parameters(notebook_parameters(globals()))
+
+# %%
 from IPython.display import Markdown, display
 
 from raidstudy import narrative, plots, tables
-from raidstudy.spec import PARAMETERS, validate_parameters
 from raidstudy.study import data_sentence, study_results, write_study
 
-# Every parameter goes through the one validation function that the CLI and the batch
-# runner use: a bad value stops here, before any model is fitted.
-spec = validate_parameters({name: globals()[name] for name in PARAMETERS})
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
                  f"{spec.event.description}\n\n*Source:* {spec.event.source}"))
 spec.describe()

@@ -126,3 +126,14 @@ def test_failed_run_never_looks_complete(sim_csv, tmp_path):
     else:
         assert json.loads((out / "run.json").read_text())["status"] == "complete"
         assert json.loads((out / "results.json").read_text())["schema"]
+
+
+def test_papermill_direct_with_unknown_parameter_fails_early(tmp_path):
+    """Run with papermill itself (not the CLI): a misspelt parameter must still be refused."""
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as exc:
+        pm.execute_notebook(str(repo_root() / "notebooks" / "02-event-study.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"pre_period": 100}, kernel_name="python3", progress_bar=False,
+                            cwd=str(repo_root()))
+    assert exc.value.ename == "ParameterError" and "pre_period" in exc.value.evalue

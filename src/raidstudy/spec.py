@@ -25,6 +25,7 @@ __all__ = [
     "check_names",
     "coerce_parameters",
     "default_parameters",
+    "notebook_parameters",
     "validate_parameters",
     "MODEL_FAMILIES",
     "COV_TYPES",
@@ -86,6 +87,30 @@ PARAMETERS: dict[str, Parameter] = {
 
 #: Fewest non-missing pre-event periods accepted, whatever the model.
 MIN_PRE_PERIODS = 24
+
+
+_NOTEBOOK_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The study parameters defined in a notebook's namespace (pass ``globals()``).
+
+    Every public scalar (str, int, float, bool or None) counts, so a misspelt name that
+    papermill injected (``-p pre_period 100``) reaches :func:`validate_parameters` and is
+    refused there instead of being silently ignored. Call it right after the parameters
+    cell, before other scalars are defined.
+
+    Examples
+    --------
+    >>> notebook_parameters({"event_id": "sparks_2020", "_hidden": 1, "pd": object()})
+    {'event_id': 'sparks_2020'}
+    """
+    return {
+        k: v
+        for k, v in namespace.items()
+        if not k.startswith("_") and k not in _NOTEBOOK_NAMES
+        and (v is None or isinstance(v, (str, int, float, bool)))
+    }
 
 
 def default_parameters() -> dict[str, Any]:
