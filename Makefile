@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test test-slow data ingest notebooks bench clean
+.PHONY: help setup run test test-slow data ingest notebooks bench clean readme
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,3 +46,6 @@ bench: $(STAMP) ## run the benchmarks (ratios against baselines measured in the 
 clean: ## remove results/ and caches (keeps .venv and data/)
 	rm -rf results .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+readme: $(STAMP) ## refresh the README's results section from results/sparks-2020 (after make run)
+	$(BIN)/python -m raidstudy.readme results/sparks-2020

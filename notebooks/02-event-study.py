@@ -60,7 +60,7 @@ spec = validate_parameters(notebook_parameters(globals()))
 from IPython.display import Markdown, display
 
 from raidstudy import narrative, plots, tables
-from raidstudy.study import data_sentence, study_results, write_study
+from raidstudy.study import data_sentence, diagnostics_table, study_results, write_study
 
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
                  f"{spec.event.description}\n\n*Source:* {spec.event.source}"))
@@ -109,7 +109,7 @@ fig_fit, ax_fit = plots.plot_fit(results=results, alpha=alpha)
 # ## Headline effects
 
 # %%
-robustness = {"arima": results.arima().to_dict(alpha=alpha)}
+robustness = {"arima": results.arima(alpha=alpha).to_dict()}
 body = study_results(spec, results, robustness=robustness)
 sentences = narrative.sentences(body, outcome_label=spec.outcome_label, event_label=spec.event.name)
 body["sentences"] = sentences
@@ -125,7 +125,7 @@ effects
 
 # %%
 fig_resid, axes_resid = plots.plot_residuals(results=results)
-tables.diagnostics_table(body)
+diagnostics_table(body)
 
 # %%
 estimates = tables.estimates_table(results, alpha=alpha)

@@ -58,7 +58,7 @@ def sim_run(sim_csv, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run") / "sim"
     params = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
-                  event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300, seed=7,
+                  event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300, seed=7, fourier=0,
                   output_dir=str(out))
     rec = execute_notebook("notebooks/02-event-study.ipynb", params)
     return rec, params

@@ -10,7 +10,7 @@ from raidstudy.spec import PARAMETERS, coerce_parameters, default_parameters, va
 
 def sim(sim_csv, **kw):
     base = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
-                event_date="2021-10-01", pre_periods=200, post_periods=90)
+                event_date="2021-10-01", pre_periods=200, post_periods=90, fourier=0)
     base.update(kw)
     return base
 
@@ -122,3 +122,11 @@ def test_control_may_not_contain_treated_feed():
     with pytest.raises(ParameterError) as exc:
         validate_parameters(control_feeds="xrel")
     assert "both outcome and control" in str(exc.value)
+
+
+def test_seasonality_the_data_cannot_support_fails_before_fitting(sim_csv):
+    from raidstudy.errors import RaidstudyError
+
+    with pytest.raises(RaidstudyError) as exc:
+        validate_parameters(sim(sim_csv, fourier=2))
+    assert "Fourier" in str(exc.value) and "fourier=0" in str(exc.value)

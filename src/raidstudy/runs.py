@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ._io import atomic_path, atomic_write_text, dumps_json, write_json
+from ._io import atomic_write_text
 from .errors import ParameterError, RaidstudyError
 from .paths import repo_root
 
@@ -127,18 +127,25 @@ def execute_notebook(
     executed = out / "notebook.ipynb"
     failed = out / "notebook-failed.ipynb"
     failed.unlink(missing_ok=True)
+    partial = out / ".notebook.partial.ipynb"
     try:
-        with atomic_path(executed, suffix=".ipynb") as tmp:
-            pm.execute_notebook(
-                str(nb_path), str(tmp), parameters=params, kernel_name=KERNEL,
-                progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
-            )
+        pm.execute_notebook(
+            str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
+            progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
+        )
     except pm.PapermillExecutionError as err:
-        _record_failure(out, failed, err)
+        if partial.exists():
+            os.replace(partial, failed)
+        _record_failure(out, err)
         raise RunError(
             f"{_relpath(nb_path)} failed in cell {err.exec_count}: {err.ename}: {err.evalue}"
             f" (the partial notebook is {_relpath(failed)})"
         ) from None
+    except BaseException as err:
+        partial.unlink(missing_ok=True)
+        _record_failure(out, err)
+        raise
+    os.replace(partial, executed)
     html = render_html(executed, out / "report.html")
     results = out / "results.json"
     if not results.exists():
@@ -154,11 +161,9 @@ def execute_notebook(
     return rec
 
 
-def _record_failure(out: Path, failed: Path, err: Exception) -> None:
+def _record_failure(out: Path, err: BaseException) -> None:
     from .study import _update_run_record
 
-    # papermill wrote nothing to the final name (the temporary file was removed), so
-    # write what it had from its own exception-time save if present.
     _update_run_record(out, status="failed", finished_at=_now(), error=f"{type(err).__name__}: {err}".strip()[:2000])
     (out / "results.json").unlink(missing_ok=True)
 

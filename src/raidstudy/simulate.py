@@ -83,7 +83,7 @@ def simulate_daily_counts(
         np.log(baseline)
         + np.log(level_ratio) * post
         + np.log(slope_ratio_per_day) * (t - t0) * post
-        + dow_amplitude * np.sin(2 * np.pi * dates.dayofweek.to_numpy() / 7)
+        + dow_amplitude * np.sin(2 * np.pi * dates.day_of_week.to_numpy() / 7)
         + u
     )
     mu = np.exp(log_mu)

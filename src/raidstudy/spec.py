@@ -424,7 +424,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     from .simulate import is_simulated
 
     checksum = sha256_bytes("\n".join(f"{k} {v}" for k, v in sorted(files.items())).encode())
-    return StudySpec(
+    spec = StudySpec(
         parameters=p,
         event=event,
         event_date=event_date,
@@ -437,6 +437,10 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
         outcome_label=label,
         simulated=is_simulated(outcome_full),
     )
+    # Building the design (no fitting) surfaces what the data cannot support -- too
+    # short a series for the seasonality, a singular design -- before a kernel starts.
+    spec.build_model()
+    return spec
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -481,10 +485,9 @@ def _load_bundled(p: dict[str, Any], root: Path):
     files = dict(prov.get("files", {}))
     if not files:
         files = {_rel(f, root): sha256_file(f) for f in sorted(data_dir.iterdir()) if f.is_file()}
-    label = (
-        f"{p['measure'].replace('n_', '').replace('_', ' ')} per day, "
-        f"feeds {', '.join(feeds) if feeds else 'all'}; families {', '.join(families) if families else 'all'}"
-    )
+    what = "releases" if p["measure"] == "n_releases" else "nuked releases"
+    label = f"{what} ({'feeds ' + ' + '.join(feeds) if feeds else 'all feeds'}"
+    label += f"; {', '.join(families)})" if families else ")"
     return outcome, control, files, label
 
 

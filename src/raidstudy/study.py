@@ -246,3 +246,31 @@ def data_sentence(spec) -> str:
     if spec.simulated:
         text = "**Simulated data.** " + text
     return text
+
+
+def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
+    """Residual checks and the ARIMA-errors robustness estimate, as one small table.
+
+    Reads the ``diagnostics`` and ``robustness`` parts of a ``results.json`` dictionary.
+    """
+    d = results_dict.get("diagnostics", {})
+    rows = []
+    for key, label in (("ljung_box", "Ljung-Box"), ("breusch_godfrey", "Breusch-Godfrey")):
+        if key in d:
+            t = d[key]
+            rows.append((f"{label} ({t['lags']} lags)", t["statistic"], t["p_value"], "residual autocorrelation"))
+    disp = d.get("dispersion", {})
+    if "pearson_dispersion" in disp:
+        rows.append(("Pearson dispersion", disp["pearson_dispersion"], None, "about 1 if the family fits"))
+    if "lr_vs_poisson" in disp:
+        rows.append(("LR test, negative binomial vs Poisson", disp["lr_vs_poisson"], disp["lr_vs_poisson_p_value"],
+                     "overdispersion"))
+    arima = (results_dict.get("robustness") or {}).get("arima")
+    if arima:
+        lv = arima["level"]
+        what = "level change with ARIMA%s errors" % tuple(arima["order"]).__repr__()
+        if "pct" in lv:
+            rows.append((what + " (%)", lv["pct"], None, f"interval {lv['pct_ci_low']:.1f}% to {lv['pct_ci_high']:.1f}%"))
+        else:
+            rows.append((what, lv["estimate"], None, f"interval {lv['ci_low']:.3g} to {lv['ci_high']:.3g}"))
+    return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")

@@ -1,0 +1,145 @@
+"""Tables from ITS results: estimates, the headline effects, Markdown and LaTeX output.
+
+LaTeX is written by a small booktabs writer here (``pandas.DataFrame.to_latex`` needs
+jinja2, which is not a dependency of raidstudy).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["estimates_table", "effects_table", "to_markdown", "to_latex", "fmt_num"]
+
+
+def fmt_num(x: Any, digits: int = 3) -> str:
+    """Format a number with ``digits`` significant digits (thousands separators for large values)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if x == 0:
+        return "0"
+    mag = int(math.floor(math.log10(abs(x))))
+    dec = max(digits - 1 - mag, 0)
+    return f"{x:.{dec}f}"
+
+
+def estimates_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Coefficient table: ``estimate, std_error, ci_low, ci_high, p_value`` by term.
+
+    Count families add ``rate_ratio``, ``rr_ci_low``, ``rr_ci_high`` (exp of the
+    coefficient and its interval).
+    """
+    import numpy as np
+
+    rows = results.estimates(alpha)
+    df = pd.DataFrame(rows).set_index("term")
+    if results.family != "gaussian":
+        df["rate_ratio"] = np.exp(df["estimate"])
+        df["rr_ci_low"] = np.exp(df["ci_low"])
+        df["rr_ci_high"] = np.exp(df["ci_high"])
+    return df
+
+
+def _effects_of(obj: Any, **kw) -> dict:
+    if isinstance(obj, dict):
+        return obj["effects"] if "effects" in obj else obj
+    return obj.effects(**kw)
+
+
+def effects_table(results_or_effects: Any, *, alpha: float = 0.05, recovery_share: float = 0.9,
+                  n_sim: int = 2000, seed: int = 0, unit: str | None = None) -> pd.DataFrame:
+    """The headline table: level change, slope change, relative and cumulative effect, recovery time.
+
+    Parameters
+    ----------
+    results_or_effects : ITSResults or dict
+        Results, their ``effects()`` dict or their ``to_dict()`` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the effect; columns ``estimate``, ``ci_low``, ``ci_high``, ``display``
+        (a formatted "estimate (low to high)" string).
+    """
+    kw = {"alpha": alpha, "recovery_share": recovery_share, "n_sim": n_sim, "seed": seed}
+    e = _effects_of(results_or_effects, **kw)
+    unit = unit or e.get("unit", "period")
+    lvl_pct = 100 * (1 - e.get("alpha", alpha))
+    rows: list[tuple[str, Any, Any, Any, str]] = []
+
+    def add(name, est, lo, hi, suffix=""):
+        disp = f"{fmt_num(est)}{suffix} ({fmt_num(lo)}{suffix} to {fmt_num(hi)}{suffix})"
+        rows.append((name, est, lo, hi, disp))
+
+    L = e["level"]
+    if "pct" in L:
+        add("Level change (%)", L["pct"], L["pct_ci_low"], L["pct_ci_high"], "%")
+    else:
+        add("Level change", L["estimate"], L["ci_low"], L["ci_high"])
+    S = e.get("slope")
+    if S:
+        if "pct" in S:
+            add(f"Slope change (% per {unit})", S["pct"], S["pct_ci_low"], S["pct_ci_high"], "%")
+        else:
+            add(f"Slope change (per {unit})", S["estimate"], S["ci_low"], S["ci_high"])
+    R = e["relative"]
+    add("Relative effect over post window (%)", R["pct"], R["pct_ci_low"], R["pct_ci_high"], "%")
+    C = e["cumulative"]
+    add("Cumulative effect (observed - counterfactual)", C["estimate"], C["ci_low"], C["ci_high"])
+    rec = e["recovery"]
+    share = f"{100 * rec['share']:g}%"
+    est = rec["periods"] if rec["reached"] else None
+    hi = rec["ci_high"] if rec["ci_high_reached"] else None
+    disp = (f"{est if est is not None else 'not reached'} "
+            f"({rec['ci_low'] if rec['ci_low'] is not None else 'not reached'} to "
+            f"{hi if hi is not None else 'beyond ' + str(rec['horizon'])})")
+    rows.append((f"Time to recover to {share} of counterfactual ({unit}s)", est, rec["ci_low"], hi, disp))
+    df = pd.DataFrame(rows, columns=["effect", "estimate", "ci_low", "ci_high", "display"]).set_index("effect")
+    df.attrs["interval"] = f"{lvl_pct:g}% interval"
+    return df
+
+
+def to_markdown(df: pd.DataFrame, *, floatfmt: str = ".4g") -> str:
+    """GitHub-flavoured Markdown table (via tabulate)."""
+    from tabulate import tabulate
+
+    return tabulate(df, headers="keys", tablefmt="github", floatfmt=floatfmt, missingval="n/a")
+
+
+_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+
+def _tex_escape(s: Any) -> str:
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(s))
+
+
+def to_latex(df: pd.DataFrame, *, caption: str | None = None, label: str | None = None,
+             float_format: str = "{:.4g}", index: bool = True) -> str:
+    """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``), no jinja2 needed."""
+    cols = list(df.columns)
+    align = ("l" if index else "") + "".join("r" if pd.api.types.is_numeric_dtype(df[c]) else "l" for c in cols)
+
+    def cell(v: Any) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "--"
+        if isinstance(v, float):
+            return _tex_escape(float_format.format(v))
+        return _tex_escape(v)
+
+    head = ([_tex_escape(df.index.name or "")] if index else []) + [_tex_escape(c) for c in cols]
+    lines = ["\\begin{table}[htbp]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{_tex_escape(caption)}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    lines += [f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(head) + " \\\\", "\\midrule"]
+    for idx, row in df.iterrows():
+        vals = ([cell(idx)] if index else []) + [cell(row[c]) for c in cols]
+        lines.append(" & ".join(vals) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
