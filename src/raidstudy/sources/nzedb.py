@@ -15,13 +15,14 @@ the file, otherwise the file is re-read by an exact (slower) line-by-line path.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -77,6 +78,9 @@ class FileResult:
     examples: dict[str, list[str]] = field(default_factory=dict)
     n_bad_bytes_rows: int = 0
     slow_path: bool = False
+    sha256: str | None = None
+    is_ascii: bool = True
+    n_valid: int = 0
 
     def skip(self, reason: str, text: str | bytes | None, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
@@ -169,13 +173,6 @@ def _decompress(raw: bytes) -> tuple[bytes, str | None]:
     return b"".join(parts), problem
 
 
-def _unquote_py(v: bytes) -> str | None:
-    if v == b"\\N":
-        return None
-    s = v.decode("utf-8", "replace")
-    return s
-
-
 def _slow_parse(data: bytes, res: FileResult) -> pa.Table:
     """Exact line-by-line parse (used when the fast path's accounting does not balance)."""
     res.slow_path = True
@@ -184,8 +181,9 @@ def _slow_parse(data: bytes, res: FileResult) -> pa.Table:
         lines.pop()
     res.n_lines = len(lines)
     cols: dict[str, list] = {k: [] for k in _KEEP}
+    numbers: list[int] = []
     bad_bytes = 0
-    for line in lines:
+    for no, line in enumerate(lines, 1):
         if line.endswith(b"\r"):
             line = line[:-1]
         parts = line.split(b"\t\t")
@@ -199,8 +197,11 @@ def _slow_parse(data: bytes, res: FileResult) -> pa.Table:
             vals = [parts[i].decode("utf-8", "replace") for i in _KEEP.values()]
         for k, v in zip(_KEEP, vals):
             cols[k].append(v)
+        numbers.append(no)
     res.n_bad_bytes_rows += bad_bytes
-    return pa.table({k: pa.array(v, pa.string()) for k, v in cols.items()})
+    tbl = pa.table({k: (pa.array(v, pa.string()) if k in ("title", "predate")
+                        else pa.array(v, pa.string()).dictionary_encode()) for k, v in cols.items()})
+    return tbl.append_column("line", pa.array(numbers, pa.int32()))
 
 
 def _repair_utf8(data: bytes, res: FileResult) -> bytes:
@@ -218,6 +219,7 @@ def _repair_utf8(data: bytes, res: FileResult) -> bytes:
 
 
 _N_PIECES = 2 * N_FIELDS - 1
+_DICT = pa.dictionary(pa.int32(), pa.string())
 _READ_OPTS = pacsv.ReadOptions(
     column_names=[f"f{i}" for i in range(_N_PIECES)], use_threads=False, block_size=1 << 26
 )
@@ -227,7 +229,8 @@ _PARSE_OPTS = pacsv.ParseOptions(
 )
 _CONVERT_OPTS = pacsv.ConvertOptions(
     include_columns=[f"f{2 * i}" for i in _KEEP.values()],
-    column_types={f"f{2 * i}": pa.string() for i in _KEEP.values()},
+    column_types={f"f{2 * i}": (pa.string() if name in ("title", "predate") else _DICT)
+                  for name, i in _KEEP.items()},
     strings_can_be_null=False,
     quoted_strings_can_be_null=False,
     null_values=[],
@@ -235,7 +238,7 @@ _CONVERT_OPTS = pacsv.ConvertOptions(
 )
 
 
-def read_dump_file(dump: DumpFile, index: int = 0) -> FileResult:
+def read_dump_file(dump: DumpFile, index: int = 0, checksum: bool = True) -> FileResult:
     """Read one dump into raw string columns, with exact line accounting.
 
     Parameters
@@ -244,6 +247,8 @@ def read_dump_file(dump: DumpFile, index: int = 0) -> FileResult:
         The file.
     index : int
         Its position in creation order (kept as ``file_index``).
+    checksum : bool
+        Record the SHA-256 of the compressed file in ``sha256``.
 
     Returns
     -------
@@ -258,6 +263,8 @@ def read_dump_file(dump: DumpFile, index: int = 0) -> FileResult:
     except OSError as exc:
         res.unreadable, res.problem = True, f"cannot read: {exc.strerror or exc}"
         return res
+    if checksum:
+        res.sha256 = hashlib.sha256(raw).hexdigest()
     try:
         data, res.problem = _decompress(raw)
     except zlib.error as exc:
@@ -273,10 +280,12 @@ def read_dump_file(dump: DumpFile, index: int = 0) -> FileResult:
             res.skip("truncated_line", tail)
             res.n_lines += 1
     if not data:
+        extra = res.n_lines
         res.table = _slow_parse(b"", res)
-        res.n_lines += 0
+        res.n_lines += extra
         return _finish(res)
     if not data.isascii():
+        res.is_ascii = False
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
@@ -296,7 +305,8 @@ def read_dump_file(dump: DumpFile, index: int = 0) -> FileResult:
         res.n_lines += extra
         return _finish(res)
     res.n_lines += n_lines
-    res.table = tbl.rename_columns(list(_KEEP))
+    tbl = tbl.rename_columns(list(_KEEP))
+    res.table = tbl.append_column("line", pa.array(np.arange(1, tbl.num_rows + 1, dtype=np.int32)))
     return _finish(res)
 
 
@@ -314,7 +324,10 @@ def read_dumps(
     skip_unreadable: bool = False,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> list[FileResult]:
+    checksums: bool = True,
+    transform: Callable[[list[FileResult]], Any] | None = None,
+    batch_files: int = 32,
+) -> list[FileResult] | list[tuple[list[FileResult], Any]]:
     """Read many dumps in a thread pool (zlib and Arrow release the GIL).
 
     Parameters
@@ -327,25 +340,46 @@ def read_dumps(
     threads : int, optional
         Worker threads (default: the number of CPUs, at most 8).
     progress : callable, optional
-        Called with the number of files finished after each file.
+        Called with the number of files finished after each batch.
+    checksums : bool
+        Record each file's SHA-256.
+    transform : callable, optional
+        Called in the worker thread with each batch of ``batch_files`` consecutive
+        :class:`FileResult` (the ingest cleans rows this way, in parallel).
+    batch_files : int
+        Files per task.
 
     Returns
     -------
-    list of FileResult
-        In the order of ``dumps``.
+    list
+        Without ``transform``: the FileResults in the order of ``dumps``. With it: a list of
+        ``(batch_results, transform_output)`` pairs, in order.
     """
     threads = threads or min(8, os.cpu_count() or 1)
-    results: list[FileResult] = []
+    batches = [list(enumerate(dumps))[i:i + batch_files] for i in range(0, len(dumps), batch_files)]
+
+    def work(batch):
+        res = [read_dump_file(d, i, checksums) for i, d in batch]
+        bad = [r for r in res if r.unreadable]
+        if bad and not skip_unreadable:
+            return res, None
+        return res, (transform(res) if transform is not None else None)
+
+    out: list = []
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for res in pool.map(lambda a: read_dump_file(a[1], a[0]), enumerate(dumps)):
-            if res.unreadable and not skip_unreadable:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise IngestError(
-                    f"dump file {res.relpath} is unreadable: {res.problem}. Replace it "
-                    "(e.g. `raidstudy fetch nzedb` again) or rerun with --skip-unreadable to "
-                    "ingest the other files and list this one in the coverage report"
-                )
-            results.append(res)
+        for res, val in pool.map(work, batches):
+            for r in res:
+                if r.unreadable and not skip_unreadable:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise IngestError(
+                        f"dump file {r.relpath} is unreadable: {r.problem}. Replace it "
+                        "(e.g. `raidstudy fetch nzedb` again) or rerun with --skip-unreadable to "
+                        "ingest the other files and list this one in the coverage report"
+                    )
+            if transform is None:
+                out.extend(res)
+            else:
+                out.append((res, val))
             if progress is not None:
-                progress(1)
-    return results
+                progress(len(res))
+    return out

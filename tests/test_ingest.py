@@ -1,0 +1,200 @@
+"""Ingest of nZEDb dumps: exact row accounting on malformed input, dedup, report, real data."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from raidstudy import ingest
+from raidstudy.errors import IngestError
+from raidstudy.paths import default_dumps_dir, shared_dir
+from raidstudy.sources import nzedb
+
+from _datafixtures import line, q, write_dump
+
+
+def _run(tmp_path, **kw):
+    return ingest.ingest(tmp_path / "raw", tmp_path / "out", quiet=True, **kw)
+
+
+def test_escaped_quotes_exact_accounting(tmp_path):
+    raw = tmp_path / "raw"
+    lines = [
+        line("Ocean's.Eight.2018.720p.BluRay.x264-DON", source="xrelp2p", category="Movie HD-720p"),
+        line("Dont.Worry.He.Won't.Get.Far.on.Foot.2018.1080p-MTeam", source="xrelp2p"),
+        line("It's.Always.Sunny.S01E01.720p.WEB.h264-GRP", source="xrel"),
+        line("Plain.Title-GRP", source="xrel"),
+        # the same title again (escaped), later in the file: a duplicate, not a new row
+        line("Ocean's.Eight.2018.720p.BluRay.x264-DON", source="xrel", category="X264"),
+    ]
+    assert b"\\'" in lines[0]
+    write_dump(raw, 1583056800, lines)
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == 5
+    assert rep["rows_kept"] == 4
+    assert rep["duplicates"] == 1
+    assert rep["skipped_total"] == 0
+    assert rep["accounting_balances"]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    assert "Ocean's.Eight.2018.720p.BluRay.x264-DON" in set(t["title"])
+    assert "Dont.Worry.He.Won't.Get.Far.on.Foot.2018.1080p-MTeam" in set(t["title"])
+    row = t[t["title"].str.startswith("Ocean")].iloc[0]
+    assert row["feed"] == "xrelp2p" and row["family"] == "movies" and row["group"] == "DON"
+    assert row["line"] == 1
+
+
+def test_malformed_lines_counted_with_examples(tmp_path):
+    raw = tmp_path / "raw"
+    good = [line(f"Good.{i}-GRP") for i in range(5)]
+    bad_fields = b"\t\t".join([q("Short.Line-GRP"), b"\\N", q("1MB")])
+    bad_ts = line("Bad.Time-GRP", predate="2020-13-45 99:00:00")
+    null_ts = line("Null.Time-GRP", predate=None)
+    unknown = line("Unknown.Feed-GRP", source="somewhere")
+    no_title = line(None, raw_title=b"\\N")
+    bad_bytes = line("Caf\u00e9.Title-GRP").replace("Café".encode(), b"Caf\xe9")
+    lines = good + [bad_fields, bad_ts, null_ts, unknown, no_title, bad_bytes, b""]
+    write_dump(raw, 1583056800, lines)
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == len(lines) == 12
+    assert rep["skipped"]["wrong_field_count"] == 2  # the short line and the blank line
+    assert rep["skipped"]["bad_timestamp"] == 2
+    assert rep["skipped"]["unknown_feed"] == 1
+    assert rep["skipped"]["bad_title"] == 1
+    assert rep["rows_with_bad_bytes"] == 1
+    assert rep["rows_kept"] == 6
+    assert rep["lines_read"] == rep["rows_kept"] + rep["duplicates"] + rep["skipped_total"]
+    for reason in ("wrong_field_count", "bad_timestamp", "unknown_feed", "bad_title"):
+        assert rep["skipped_examples"][reason], reason
+    assert "Unknown.Feed-GRP" in rep["skipped_examples"]["unknown_feed"][0]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    assert any("\ufffd" in x for x in t["title"])
+    # the report is on disk too
+    on_disk = json.loads((tmp_path / "out" / "ingest_report.json").read_text())
+    assert on_disk["skipped"] == rep["skipped"]
+
+
+def test_accept_feed_option(tmp_path):
+    write_dump(tmp_path / "raw", 1583056800, [line("A-G", source="newfeed"), line("B-G")])
+    rep = _run(tmp_path, accept_feeds=["newfeed"])
+    assert rep["skipped"]["unknown_feed"] == 0 and rep["rows_kept"] == 2
+
+
+def test_truncated_gzip_counts_partial_line(tmp_path):
+    raw = tmp_path / "raw"
+    lines = [line(f"Release.Number.{i:05d}.With.A.Long.Name-GRP{i}") for i in range(3000)]
+    full = write_dump(raw, 1583056800, lines)
+    size = full.stat().st_size
+    write_dump(raw, 1583056800, lines, truncate=size // 2)
+    rep = _run(tmp_path)
+    assert rep["files_truncated_or_corrupt"] == ["dumps/1583056000/1583056800_predb_dump.csv.gz"]
+    n = rep["lines_read"]
+    assert 0 < n < 3000
+    assert rep["skipped"]["truncated_line"] in (0, 1)
+    assert n == rep["rows_kept"] + rep["skipped"]["truncated_line"]
+
+
+def test_duplicates_with_different_times_reported(tmp_path):
+    raw = tmp_path / "raw"
+    write_dump(raw, 1583056800, [line("Same.Title-GRP", predate="2020-03-01 10:00:00", source="xrel")])
+    write_dump(raw, 1583143200, [line("same.title-grp", predate="2020-03-01 18:00:00", source="m2v.ru"),
+                                 line("Other-GRP", predate="2020-03-02 01:00:00")])
+    rep = _run(tmp_path)
+    assert rep["duplicates"] == 1
+    assert rep["duplicate_titles_with_different_times"] == 1
+    assert "Same.Title-GRP [xrel]" in rep["duplicate_titles_with_different_times_examples"][0]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    kept = t[t["title"].str.lower() == "same.title-grp"]
+    assert len(kept) == 1 and kept.iloc[0]["feed"] == "xrel"  # first file wins
+    assert str(kept.iloc[0]["pre_time"]) == "2020-03-01 10:00:00+00:00"
+
+
+def test_unreadable_file_error_and_skip(tmp_path):
+    raw = tmp_path / "raw"
+    write_dump(raw, 1583056800, [line("A-G")])
+    bad = raw / "dumps" / "1583143000" / "1583143200_predb_dump.csv.gz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"this is not gzip at all")
+    with pytest.raises(IngestError, match="1583143200_predb_dump.csv.gz.*--skip-unreadable"):
+        _run(tmp_path)
+    rep = _run(tmp_path, skip_unreadable=True)
+    assert rep["files_unreadable"] == ["dumps/1583143000/1583143200_predb_dump.csv.gz"]
+    assert rep["rows_kept"] == 1
+    d = pd.read_parquet(tmp_path / "out" / "dumps.parquet")
+    assert "unreadable" in set(d["status"])
+
+
+def test_stray_carriage_return_uses_exact_path(tmp_path):
+    raw = tmp_path / "raw"
+    weird = line("Has\rCR-GRP")
+    write_dump(raw, 1583056800, [line("A-GRP"), weird, line("B-GRP")])
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == 3
+    assert rep["rows_kept"] == 3
+    assert rep["files_slow_path"]
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(IngestError, match="no \\*_predb_dump.csv.gz"):
+        _run(tmp_path)
+
+
+def test_multimember_gzip(tmp_path):
+    raw = tmp_path / "raw"
+    p = write_dump(raw, 1583056800, [line("A-G")])
+    p.write_bytes(gzip.compress(line("A-G") + b"\r\n", mtime=0) + gzip.compress(line("B-G") + b"\r\n", mtime=0))
+    rep = _run(tmp_path)
+    assert rep["rows_kept"] == 2 and rep["files_truncated_or_corrupt"] == []
+
+
+def _real_dumps():
+    sh = shared_dir()
+    if sh is None:
+        pytest.skip("../shared is absent")
+    d = default_dumps_dir()
+    if not (d / "dumps").is_dir():
+        pytest.skip("the nZEDb dumps are not in ../shared")
+    return d
+
+
+@pytest.mark.shared
+def test_real_dumps_subset(tmp_path):
+    d = _real_dumps()
+    dumps = nzedb.list_dumps(d)[:40]
+    res = ingest.read_and_clean(dumps)
+    rel, _, rep = ingest.ingest_tables(res, dumps)
+    # independent count with a plain split loop
+    n_lines = 0
+    titles = set()
+    for df in dumps:
+        for ln in gzip.decompress(df.path.read_bytes()).split(b"\n"):
+            if not ln:
+                continue
+            n_lines += 1
+            parts = ln.rstrip(b"\r").split(b"\t\t")
+            assert len(parts) == 12
+            titles.add(parts[0][1:-1].replace(b"\\'", b"'").decode("utf-8", "replace").lower())
+    assert rep["lines_read"] == n_lines
+    assert rep["skipped_total"] == 0
+    assert rel.num_rows == len(titles)
+    assert rep["accounting_balances"]
+
+
+@pytest.mark.shared
+def test_real_escaped_quote_lines_kept():
+    d = _real_dumps()
+    dumps = [x for x in nzedb.list_dumps(d) if x.created_unix in (1535968000 - 1, 1535968000)] or \
+        nzedb.list_dumps(d)[30:40]
+    res = ingest.read_and_clean(dumps)
+    rel, _, rep = ingest.ingest_tables(res, dumps)
+    esc = 0
+    for df in dumps:
+        esc += gzip.decompress(df.path.read_bytes()).count(b"\\'")
+    titles = rel.column("title").to_pylist()
+    assert not any("\\'" in t for t in titles)
+    if esc:
+        assert sum("'" in t for t in titles) >= 1
+    assert rep["skipped_total"] == 0

@@ -1,0 +1,48 @@
+"""Section families and groups."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from raidstudy.releases import FAMILIES, group_from_title, groups_from_titles, section_families, section_family
+
+
+@pytest.mark.parametrize("section,title,family", [
+    ("TV-X264", None, "tv"), ("Tv HD-1080p", None, "tv"), ("ANIME", None, "tv"),
+    ("Movie HD-1080p", None, "movies"), ("Movies/SD-x264", None, "movies"),
+    ("MP3", None, "music"), ("MP3/FLAC", None, "music"), ("Music Video", None, "music"),
+    ("Games/NSW", None, "games"), ("DOX", None, "games"), ("0day", None, "apps"), ("Appz", None, "apps"),
+    ("EBOOK", None, "books"), ("ABOOK", None, "books"), ("XXX/0day", None, "xxx"), ("SUBPACK", None, "other"),
+    ("PRE", "Some.Show.S01E02.720p.WEB.h264-GRP", "tv"),
+    ("PRE", "Some.Show.S03.1080p.BluRay.x264-GRP", "tv"),
+    ("PRE", "Artist-Album-(CAT001)-WEB-2020-GRP", "music"),
+    ("PRE", "Artist-Album-WEB-2020-GRP_INT", "music"),
+    ("PRE", "Some.Movie.2019.1080p.BluRay.x264-GRP", "movies"),
+    ("PRE", "Studio.20.08.25.Name.XXX.1080p.MP4-GRP", "xxx"),
+    ("PRE", "Some.Game.Update.v1.2-CODEX", "games"),
+    ("PRE", "Tool.Pro.v1.2.3.WinALL.Incl.Keygen-GRP", "apps"),
+    ("PRE", "Some.Magazine.August.2020.PDF-GRP", "books"),
+    ("PRE", "nothing_to_see", "other"),
+    (None, "Show.S01E01.HDTV.x264-GRP", "tv"), ("", None, "other"),
+    ("X264", "Show.S01E05.720p.BluRay.x264-GRP", "tv"), ("X264", "Film.2018.720p.BluRay.x264-GRP", "movies"),
+    ("X264", "whatever", "movies"), ("Brand New Section", None, "other"), ("tv-weird", None, "tv"),
+])
+def test_section_family(section, title, family):
+    assert section_family(section, title) == family
+    assert family in FAMILIES
+
+
+def test_vectorised_matches_scalar():
+    secs = ["PRE", "MP3", "X264", None, "PRE"]
+    titles = ["A.S01E01.x264-G", "B-2020-G", "C.2019.1080p.x264-G", "D.S02E03-G", "x"]
+    vec = section_families(pa.array(secs, pa.string()), pa.array(titles, pa.string())).to_pylist()
+    assert vec == [section_family(s, t) for s, t in zip(secs, titles)]
+
+
+def test_group_from_title():
+    assert group_from_title("Reign.S02E18.1080p.WEB.H264-EDHD") == "EDHD"
+    assert group_from_title("Artist-Album-WEB-2020-GRP_INT") == "GRP_INT"
+    assert group_from_title("nogroup") == ""
+    assert group_from_title("ends-with-") == ""
+    titles = ["a-B", "nogroup", "x-y-Z", "ends-"]
+    assert groups_from_titles(pa.array(titles)).to_pylist() == [group_from_title(t) for t in titles]
