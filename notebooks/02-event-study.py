@@ -33,12 +33,12 @@ series_csv = ""
 series_name = ""
 control_series = ""
 pre_periods = 365
-post_periods = 180
+post_periods = 120
 transition_periods = 1
 model_family = "negbin"
 slope = True
 dow = True
-fourier = 2
+fourier = 0
 holidays = ""
 cov_type = "hac"
 hac_lags = "auto"
@@ -60,7 +60,9 @@ spec = validate_parameters(notebook_parameters(globals()))
 from IPython.display import Markdown, display
 
 from raidstudy import narrative, plots, tables
-from raidstudy.study import data_sentence, diagnostics_table, study_results, write_study
+from raidstudy.study import (
+    data_sentence, diagnostics_table, robustness, sensitivity_table, study_results, write_study,
+)
 
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
                  f"{spec.event.description}\n\n*Source:* {spec.event.source}"))
@@ -103,28 +105,49 @@ results.summary()
 # lighter one the prediction interval for a single day.
 
 # %%
-fig_fit, ax_fit = plots.plot_fit(results=results, alpha=alpha)
+fig_fit, ax_fit = plots.plot_fit(results=results, alpha=alpha,
+                                 title=f"{spec.outcome_label}: observed, fitted and counterfactual")
 
 # %% [markdown]
 # ## Headline effects
+#
+# The level change is the jump at the event period; the relative and cumulative effects
+# compare the observed series with the counterfactual over the whole post window; the
+# recovery time is the first period at which the fitted path, seasonality aside, is back
+# to the stated share of the counterfactual. Intervals for the last three are simulated
+# from the estimated distribution of the coefficients (seeded by `seed`).
 
 # %%
-robustness = {"arima": results.arima(alpha=alpha).to_dict()}
-body = study_results(spec, results, robustness=robustness)
+body = study_results(spec, results)
 sentences = narrative.sentences(body, outcome_label=spec.outcome_label, event_label=spec.event.name)
 body["sentences"] = sentences
 effects = tables.effects_table(body, alpha=alpha)
 display(Markdown("\n\n".join(sentences.values())))
-effects
+effects[["display"]]
+
+# %% [markdown]
+# ## How much does the answer depend on the specification?
+#
+# The level change re-estimated under alternative choices, one at a time: a longer
+# pre-period (which lets annual seasonality be told apart from the trend), other families,
+# other transition periods, no slope change, more HAC lags and, for the bundled data, the
+# P2P feed `xrelp2p` as a control series (P2P groups were not the raid's target; in that
+# comparative model the effect is the treated-minus-control difference `treated_level`).
+
+# %%
+sensitivity = sensitivity_table(spec)
+sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
 
 # %% [markdown]
 # ## Diagnostics
 #
 # Residual autocorrelation is tested (Ljung-Box, Breusch-Godfrey) and the level change is
-# re-estimated with ARIMA errors as a robustness check.
+# re-estimated with AR(1) errors (statsmodels SARIMAX on the log scale, same terms) as a
+# robustness check.
 
 # %%
 fig_resid, axes_resid = plots.plot_residuals(results=results)
+body["robustness"] = robustness(spec, results, sensitivity)
 diagnostics_table(body)
 
 # %%
@@ -135,6 +158,8 @@ written = write_study(
     tables_={
         "effects": (effects, f"Headline effects of {spec.event.name} on {spec.outcome_label}"),
         "estimates": (estimates, f"Segmented-regression estimates ({spec.parameters['model_family']})"),
+        "sensitivity": (sensitivity[["family", "term", "display", "p_value", "nobs", "note"]],
+                        "Level change under alternative specifications"),
     },
 )
 display(Markdown(f"Artefacts written to `{spec.parameters['output_dir']}`: "

@@ -111,7 +111,7 @@ def test_bundled_sparks_spec():
     spec = validate_parameters()
     assert spec.event.id == "sparks_2020"
     assert spec.outcome.index[0] == pd.Timestamp("2019-08-26")
-    assert len(spec.outcome) == 365 + 180
+    assert len(spec.outcome) == 365 + 120
     assert not spec.simulated
     # the raid day itself: Scene releases fell by more than half against the week before
     y = spec.outcome

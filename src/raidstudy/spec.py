@@ -67,12 +67,12 @@ PARAMETERS: dict[str, Parameter] = {
         _p("series_name", str, "", "which series of series_csv is the outcome (when it holds several)"),
         _p("control_series", str, "", "which series of series_csv is the control; empty: none"),
         _p("pre_periods", int, 365, "periods before the event in the estimation window"),
-        _p("post_periods", int, 180, "periods from the event on in the estimation window"),
+        _p("post_periods", int, 120, "periods from the event on in the estimation window"),
         _p("transition_periods", int, 1, "periods from the event on excluded from the fit (a raid that lands mid-day)"),
         _p("model_family", str, "negbin", "negbin, poisson, quasipoisson or gaussian"),
         _p("slope", bool, True, "estimate a change of trend after the event"),
         _p("dow", bool, True, "day-of-week effects (daily series only)"),
-        _p("fourier", int, 2, "annual Fourier pairs for seasonality (0: none)"),
+        _p("fourier", int, 0, "annual Fourier pairs for seasonality (0: none; needs 2+ years before the event)"),
         _p("holidays", str, "", "comma-separated holiday dates (YYYY-MM-DD), each a dummy"),
         _p("cov_type", str, "hac", "hac (Newey-West), robust or nonrobust"),
         _p("hac_lags", str, "auto", "HAC lags: 'auto' (Newey-West rule) or a whole number"),
@@ -548,6 +548,16 @@ def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: s
             f"only {n_pre} non-missing pre-event periods in the data before {event_date.date()}; "
             f"this model needs at least {need}",
             hint="lengthen pre_periods, drop Fourier pairs or day-of-week terms, or choose a later event",
+        )
+    periods_per_year = {"D": 365.25, "W": 52.18, "M": 12, "Q": 4, "Y": 1}.get(freq[0], None)
+    if p["fourier"] and periods_per_year and n_pre < 2 * periods_per_year:
+        import warnings
+
+        warnings.warn(
+            f"fourier={p['fourier']} with {n_pre} pre-event periods (under two years): annual seasonality "
+            "is barely separated from the trend, and the counterfactual may extrapolate it; "
+            "lengthen pre_periods or set fourier=0",
+            stacklevel=3,
         )
     if t0 + p["post_periods"] > len(idx):
         import warnings

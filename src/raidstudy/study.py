@@ -274,3 +274,111 @@ def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
         else:
             rows.append((what, lv["estimate"], None, f"interval {lv['ci_low']:.3g} to {lv['ci_high']:.3g}"))
     return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")
+
+
+#: The specification checks run by :func:`sensitivity_table` by default: each changes one
+#: choice of the main model (or two that belong together) and keeps the rest.
+DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
+    "main specification": {},
+    "two years before the event": {"pre_periods": 730},
+    "two years before, 2 annual Fourier pairs": {"pre_periods": 730, "fourier": 2},
+    "half the post window": {"post_periods": "half"},
+    "no transition period excluded": {"transition_periods": 0},
+    "three transition periods excluded": {"transition_periods": 3},
+    "no slope change": {"slope": False},
+    "quasi-Poisson family": {"model_family": "quasipoisson"},
+    "Gaussian family (OLS on counts)": {"model_family": "gaussian"},
+    "HAC with 14 lags": {"cov_type": "hac", "hac_lags": "14"},
+    "P2P feed xrelp2p as control": {"control_feeds": "xrelp2p"},
+}
+
+
+def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Refit the study under alternative specifications and tabulate the level change.
+
+    Each variant overrides some parameters of ``spec`` and goes through
+    :func:`raidstudy.spec.validate_parameters` like any study; a variant the data cannot
+    support (say, a control feed for a user series) is listed with the reason instead of
+    an estimate, never dropped.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The main study.
+    variants : mapping of label to parameter overrides, optional
+        Default :data:`DEFAULT_VARIANTS`. ``post_periods="half"`` halves the main window.
+
+    Returns
+    -------
+    DataFrame
+        Index: variant label; columns ``level_pct`` (count families) or ``level``
+        (gaussian, in outcome units), their interval, ``p_value``, ``nobs`` and ``note``.
+
+    Notes
+    -----
+    Only the level change is compared: it is the one effect every variant defines the
+    same way (the jump at the event period, conditional on the pre-event trend).
+    """
+    import warnings
+
+    from .errors import RaidstudyError
+    from .spec import validate_parameters
+
+    rows = []
+    alpha = spec.parameters["alpha"]
+    for label, over in (variants or DEFAULT_VARIANTS).items():
+        params = dict(spec.parameters)
+        over = dict(over)
+        if over.get("post_periods") == "half":
+            over["post_periods"] = max(1 + params["transition_periods"], params["post_periods"] // 2)
+        params.update(over)
+        row: dict[str, Any] = {"variant": label, "family": params["model_family"]}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                v = spec if not over else validate_parameters(params)
+                res = v.fit()
+            # In a comparative model `level` is the control's jump; the effect is the difference.
+            term = "treated_level" if "treated_level" in res.params.index else "level"
+            est = float(res.params[term])
+            lo, hi = (float(x) for x in res.conf_int(alpha).loc[term])
+            if res.family == "gaussian":
+                row.update(level=est, level_ci_low=lo, level_ci_high=hi)
+            else:
+                import math
+
+                row.update(level_pct=100 * (math.exp(est) - 1), level_pct_ci_low=100 * (math.exp(lo) - 1),
+                           level_pct_ci_high=100 * (math.exp(hi) - 1))
+            row.update(term=term, p_value=float(res.pvalues[term]), nobs=int(res.nobs), note="")
+            lvl = 100 * (1 - alpha)
+            if res.family == "gaussian":
+                row["display"] = f"{est:,.1f} ({lo:,.1f} to {hi:,.1f})"
+            else:
+                row["display"] = (f"{row['level_pct']:+.1f}% ({row['level_pct_ci_low']:+.1f}% to "
+                                  f"{row['level_pct_ci_high']:+.1f}%)")
+            row["interval"] = f"{lvl:g}%"
+        except RaidstudyError as err:
+            row["note"] = f"not estimated: {err}"
+            row["display"] = "not estimated"
+        rows.append(row)
+    cols = ["variant", "family", "term", "display", "interval", "level_pct", "level_pct_ci_low", "level_pct_ci_high", "level", "level_ci_low",
+            "level_ci_high", "p_value", "nobs", "note"]
+    df = pd.DataFrame(rows)
+    return df[[c for c in cols if c in df.columns]].set_index("variant")
+
+
+def robustness(spec, results, sensitivity: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The robustness part of ``results.json``: the ARIMA-errors refit and the sensitivity table.
+
+    The ARIMA refit is defined for a single series; for a comparative model it is
+    recorded as not estimated, with the reason.
+    """
+    out: dict[str, Any] = {}
+    if spec.control is None:
+        out["arima"] = results.arima(alpha=spec.parameters["alpha"]).to_dict()
+    else:
+        out["arima"] = None
+        out["arima_note"] = "not estimated: the ARIMA-errors refit is defined for a single series, not a comparative model"
+    if sensitivity is not None:
+        out["sensitivity"] = sensitivity.reset_index().to_dict(orient="records")
+    return out
