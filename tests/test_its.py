@@ -10,7 +10,7 @@ import pytest
 
 from raidstudy import ITS, ITSResults
 from raidstudy._io import dumps_json
-from raidstudy._its_sim import simulate_its
+from raidstudy.simulate import simulate_its
 from raidstudy.errors import DataError, ModelError, ParameterError
 from raidstudy.its import ITSWarning, nw_auto_lags
 

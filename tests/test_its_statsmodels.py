@@ -10,7 +10,7 @@ import statsmodels.api as sm
 from statsmodels.stats.diagnostic import acorr_breusch_godfrey, acorr_ljungbox
 
 from raidstudy import ITS
-from raidstudy._its_sim import simulate_its
+from raidstudy.simulate import simulate_its
 
 
 @functools.lru_cache(maxsize=None)

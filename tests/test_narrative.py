@@ -8,7 +8,7 @@ import pytest
 
 from raidstudy import ITS, narrative
 from raidstudy._io import dumps_json
-from raidstudy._its_sim import simulate_its
+from raidstudy.simulate import simulate_its
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from raidstudy import ITS, plots  # noqa: E402
-from raidstudy._its_sim import simulate_its  # noqa: E402
+from raidstudy.simulate import simulate_its  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from raidstudy import ITS, tables
-from raidstudy._its_sim import simulate_its
+from raidstudy.simulate import simulate_its
 
 
 @pytest.fixture(scope="module")

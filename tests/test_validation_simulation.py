@@ -1,6 +1,6 @@
 """Simulations with planted level and slope effects for every family.
 
-Daily series of two years (simulated, see ``raidstudy._its_sim.simulate_its``): weekly
+Daily series of two years (simulated, see ``raidstudy.simulate.simulate_its``): weekly
 pattern, one annual Fourier wave, AR(1) errors (phi = 0.3 on the linear-predictor
 scale), NB2 or Poisson counts; event in the middle. The model is the default one
 (day-of-week terms, one Fourier pair, Newey-West HAC with the automatic lag rule).
@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from raidstudy import ITS
-from raidstudy._its_sim import simulate_its
+from raidstudy.simulate import simulate_its
 
 FAMILIES = ["gaussian", "poisson", "quasipoisson", "negbin"]
 N, EVENT = 730, 365

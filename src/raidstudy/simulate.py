@@ -1,4 +1,4 @@
-"""Simulated indicator series with a planted raid effect, for tests, examples and benchmarks.
+"""Simulated series with planted raid effects, for tests, examples and benchmarks.
 
 Everything produced here is labelled as simulated: the series name starts with
 ``simulated``, ``attrs["simulated"]`` is true, and a study run on such a series says so in
@@ -6,113 +6,110 @@ its notebook and in ``results.json``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_text
 
-__all__ = ["simulate_daily_counts", "write_simulated_csv", "is_simulated"]
+__all__ = ["simulate_its", "write_simulated_csv", "is_simulated"]
+
+#: Planted weekly pattern on the log scale (Mon..Sun): weekends busier.
+DOW_EFFECT = np.array([0.0, -0.05, 0.0, 0.02, 0.05, 0.20, 0.15])
 
 
-def simulate_daily_counts(
+def simulate_its(
+    *,
+    family: str = "negbin",
+    n: int = 730,
+    event: int = 500,
+    level: float = -0.5,
+    slope: float = 0.002,
+    trend: float = 0.0002,
+    base: float = 100.0,
+    ar: float = 0.3,
+    noise_sd: float = 0.05,
+    nb_alpha: float = 0.05,
+    fourier_amp: float = 0.1,
+    start: str = "2018-01-01",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One simulated daily series with a planted level and slope change.
+
+    The linear predictor (log scale for count families, identity for gaussian) is
+    ``log(base) + trend*t + level*L + slope*(t-event)*L + dow + fourier + u_t`` with
+    AR(1) errors ``u_t = ar*u_{t-1} + e_t``, ``e_t ~ N(0, noise_sd^2)``. Counts are then
+    Poisson (``poisson``/``quasipoisson``) or NB2 with ``nb_alpha`` (``negbin``) around
+    ``exp(eta)``; for ``gaussian`` the outcome is ``base * eta_without_log`` on a scale
+    where the effects are additive: ``y = base + base*(trend*t + level*L + ...) + base*u_t``.
+
+    Returns a DataFrame indexed by date with ``y`` (simulated) and ``mu`` (the
+    conditional mean given the AR errors), with ``attrs["simulated"] = True``.
+    """
+    rng = np.random.default_rng(seed)
+    idx = pd.date_range(start, periods=n, freq="D")
+    t = np.arange(n, dtype=float)
+    L = (t >= event).astype(float)
+    e = rng.standard_normal(n) * noise_sd
+    u = np.empty(n)
+    u[0] = e[0] / np.sqrt(1 - ar ** 2) if abs(ar) < 1 else e[0]
+    for i in range(1, n):
+        u[i] = ar * u[i - 1] + e[i]
+    seas = DOW_EFFECT[np.asarray(idx.day_of_week)] + fourier_amp * np.sin(2 * np.pi * np.asarray(idx.day_of_year) / 365.25)
+    lin = trend * t + level * L + slope * (t - event) * L + seas
+    if family == "gaussian":
+        mu = base * (1.0 + lin)
+        y = mu + base * u
+        out = pd.DataFrame({"y": y, "mu": mu}, index=idx)
+    else:
+        mu = np.exp(np.log(base) + lin + u)
+        if family == "negbin":
+            lam = rng.gamma(1.0 / nb_alpha, nb_alpha * mu)
+            y = rng.poisson(lam)
+        else:
+            y = rng.poisson(mu)
+        out = pd.DataFrame({"y": y.astype(float), "mu": mu}, index=idx)
+    out.index.name = "date"
+    out.attrs["simulated"] = True
+    return out
+
+
+def write_simulated_csv(
+    path,
     *,
     start: str = "2021-01-01",
     n_days: int = 400,
     event: str = "2021-10-01",
-    baseline: float = 200.0,
     level_ratio: float = 0.5,
-    slope_ratio_per_day: float = 1.0,
-    dow_amplitude: float = 0.2,
-    ar: float = 0.3,
-    sigma: float = 0.05,
-    nb_alpha: float = 0.01,
+    base: float = 200.0,
     seed: int = 0,
+    **kwargs,
 ) -> pd.DataFrame:
-    """Simulate daily counts with a planted level (and slope) effect at ``event``.
+    """Write a SIMULATED treated series and a control as a generic ``date,value,series`` CSV.
 
-    Parameters
-    ----------
-    start, n_days : str, int
-        First day and length of the series.
-    event : str
-        Date of the planted event (period 0).
-    baseline : float
-        Mean count before the event on an average weekday.
-    level_ratio : float
-        Rate ratio of the jump at the event: 0.5 halves the mean.
-    slope_ratio_per_day : float
-        Rate ratio per day of the post-event trend change (1: none).
-    dow_amplitude : float
-        Size of the weekly cycle on the log scale.
-    ar, sigma : float
-        AR(1) coefficient and innovation s.d. of a latent log-scale error.
-    nb_alpha : float
-        NB2 overdispersion of the counts given the latent mean.
-    seed : int
-        Seed of the random generator.
-
-    Returns
-    -------
-    DataFrame
-        Columns ``date``, ``value`` (counts), ``series`` (``"simulated_counts"``) and
-        ``mu`` (the true mean); ``attrs`` records the truth and ``simulated=True``.
-
-    Notes
-    -----
-    .. math:: \\log \\mu_t = \\log b + \\beta_L D_t + \\beta_S (t - t_0) D_t
-              + a \\sin(2 \\pi\\, \\mathrm{dow}_t / 7) + u_t,\\quad u_t = \\rho u_{t-1} + e_t
-
-    with :math:`D_t = 1` from the event on, and :math:`y_t \\sim \\mathrm{NB2}(\\mu_t, \\alpha)`.
+    ``simulated_counts`` has a planted jump of ``level_ratio`` (a rate ratio) at ``event``;
+    ``simulated_control`` has none. Other keywords go to :func:`simulate_its`.
 
     Examples
     --------
-    >>> df = simulate_daily_counts(n_days=60, event="2021-02-01", seed=1)
-    >>> df["series"].iloc[0]
-    'simulated_counts'
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "sim.csv"
+    >>> df = write_simulated_csv(p, n_days=60, event="2021-02-01")
+    >>> sorted(df["series"].unique())
+    ['simulated_control', 'simulated_counts']
     """
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(start, periods=n_days, freq="D")
-    t0 = int(dates.searchsorted(pd.Timestamp(event)))
-    t = np.arange(n_days)
-    post = (t >= t0).astype(float)
-    u = np.zeros(n_days)
-    e = rng.normal(0.0, sigma, n_days)
-    for i in range(1, n_days):
-        u[i] = ar * u[i - 1] + e[i]
-    log_mu = (
-        np.log(baseline)
-        + np.log(level_ratio) * post
-        + np.log(slope_ratio_per_day) * (t - t0) * post
-        + dow_amplitude * np.sin(2 * np.pi * dates.day_of_week.to_numpy() / 7)
-        + u
-    )
-    mu = np.exp(log_mu)
-    if nb_alpha > 0:
-        lam = rng.gamma(shape=1.0 / nb_alpha, scale=mu * nb_alpha)
-    else:
-        lam = mu
-    y = rng.poisson(lam)
-    df = pd.DataFrame({"date": dates, "value": y.astype(int), "series": "simulated_counts", "mu": mu})
-    df.attrs.update(
-        simulated=True, event=str(pd.Timestamp(event).date()), level_ratio=level_ratio,
-        slope_ratio_per_day=slope_ratio_per_day, seed=seed,
-    )
-    return df
-
-
-def write_simulated_csv(path, **kwargs) -> pd.DataFrame:
-    """Write :func:`simulate_daily_counts` as a generic ``date,value,series`` CSV (atomically).
-
-    A second series, ``simulated_control``, with no effect and the same seasonality, is
-    added for comparative designs.
-    """
-    treated = simulate_daily_counts(**kwargs)
-    ctrl_kwargs = dict(kwargs)
-    ctrl_kwargs.update(level_ratio=1.0, slope_ratio_per_day=1.0, seed=int(kwargs.get("seed", 0)) + 1)
-    control = simulate_daily_counts(**ctrl_kwargs).assign(series="simulated_control")
-    both = pd.concat([treated, control], ignore_index=True)[["date", "value", "series"]]
-    text = both.assign(date=both["date"].dt.strftime("%Y-%m-%d")).to_csv(index=False, lineterminator="\n")
-    atomic_write_text(path, text)
+    pos = int(pd.date_range(start, periods=n_days, freq="D").searchsorted(pd.Timestamp(event)))
+    common = dict(n=n_days, event=pos, start=start, base=base, trend=0.0, slope=0.0, fourier_amp=0.0)
+    common.update(kwargs)
+    treated = simulate_its(level=math.log(level_ratio), seed=seed, **common)
+    control = simulate_its(level=0.0, seed=seed + 1, **common)
+    frames = [
+        pd.DataFrame({"date": d.index.strftime("%Y-%m-%d"), "value": d["y"].round().astype(int), "series": name})
+        for name, d in (("simulated_counts", treated), ("simulated_control", control))
+    ]
+    both = pd.concat(frames, ignore_index=True)
+    atomic_write_text(path, both.to_csv(index=False, lineterminator="\n"))
     return both
 
 
