@@ -198,3 +198,17 @@ def test_real_escaped_quote_lines_kept():
     if esc:
         assert sum("'" in t for t in titles) >= 1
     assert rep["skipped_total"] == 0
+
+
+def test_dedup_first_exact_on_chunked_keys():
+    import numpy as np
+    import pyarrow as pa
+
+    from raidstudy.ingest import _dedup_first
+
+    key = pa.chunked_array([["a", "b", "a"], [], ["c", "b", "a", "c"]], pa.string())
+    is_dup, rep = _dedup_first(key)
+    assert is_dup.tolist() == [False, False, True, False, True, True, True]
+    assert rep.tolist() == [0, 1, 0, 3, 1, 0, 3]
+    e_dup, e_rep = _dedup_first(pa.chunked_array([], pa.string()))
+    assert len(e_dup) == 0 and len(e_rep) == 0 and e_rep.dtype == np.int64

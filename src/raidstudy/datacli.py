@@ -54,7 +54,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     rel_dir = Path(args.releases) if args.releases else _interim()
     rel_path = rel_dir / ingest.RELEASES_FILE
     if args.reingest or not rel_path.is_file():
-        _say(args, f"releases table {ingest.display_path(rel_path)} absent: running ingest first")
+        why = "--reingest" if args.reingest and rel_path.is_file() else "absent"
+        _say(args, f"releases table {ingest.display_path(rel_path)} {why}: running ingest first")
         report = ingest.ingest(args.raw, rel_dir, skip_unreadable=args.skip_unreadable, quiet=args.quiet)
         _say(args, ingest.summarise(report))
     t0 = time.perf_counter()

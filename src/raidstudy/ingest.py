@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -181,6 +180,7 @@ class _Cleaner:
         counts = np.bincount(np.asarray(col["file_index"]), minlength=max(r.index for r in results) + 1)
         for r in results:
             r.n_valid = int(counts[r.index])
+            r.table = None  # the raw columns are no longer needed: free them early
         title = _unescape(pc.utf8_slice_codeunits(col["title"], 1, -1))
         all_ascii = all(r.is_ascii for r in results)
         key = pc.ascii_lower(title) if all_ascii else pc.utf8_lower(title)
@@ -191,10 +191,9 @@ class _Cleaner:
                                pa.scalar(-1, pa.int8()))
         return pa.table({
             "title": title,
-            "group": groups_from_titles(title),
+            "group": _nulls_like(title),
             "section": section,
-            "family": pa.nulls(len(title), pa.string()) if isinstance(title, pa.Array) else
-            pa.chunked_array([pa.nulls(len(c), pa.string()) for c in title.chunks], pa.string()),
+            "family": _nulls_like(title),
             "feed": feed,
             "pre_time": pc.assume_timezone(ts, "UTC"),
             "nuke_code": nuke_code,
@@ -205,74 +204,21 @@ class _Cleaner:
                                        pa.dictionary(pa.int32(), pa.string())),
             "line": col["line"],
             "key": key,
-            "h": pa.array(_hash_keys(key), pa.uint64()),
         })
 
 
-_EMPTY_KEYED = RELEASES_SCHEMA.append(pa.field("key", pa.string())).append(pa.field("h", pa.uint64())).empty_table()
-
-_M64 = (1 << 64) - 1
-_BASE = 0x9E3779B97F4A7C15  # odd, so invertible modulo 2**64
-_NPOW = 1 << 22
-_POW: np.ndarray | None = None
-_IPOW: np.ndarray | None = None
+def _nulls_like(arr) -> pa.Array | pa.ChunkedArray:
+    """A null string column shaped like ``arr`` (a placeholder filled after deduplication)."""
+    if isinstance(arr, pa.Array):
+        return pa.nulls(len(arr), pa.string())
+    return pa.chunked_array([pa.nulls(len(c), pa.string()) for c in arr.chunks], pa.string())
 
 
-def _powers(base: int, n: int) -> np.ndarray:
-    out = np.empty(n, dtype=np.uint64)
-    out[0] = 1
-    with np.errstate(over="ignore"):
-        out[1:] = np.cumprod(np.full(n - 1, base, dtype=np.uint64))
-    return out
+_EMPTY_KEYED = RELEASES_SCHEMA.append(pa.field("key", pa.string())).empty_table()
 
-
-def _hash_chunk(arr: pa.Array) -> np.ndarray:
-    """64-bit polynomial hash of each string (mod 2**64), vectorised with numpy.
-
-    ``h(s) = mix(sum_j s[j] * B**j, len(s))``, computed from one cumulative sum per chunk:
-    ``(C[end] - C[start]) * B**-start``.
-    """
-    global _POW, _IPOW
-    if _POW is None:
-        _POW = _powers(_BASE, _NPOW)
-        _IPOW = _powers(pow(_BASE, -1, 1 << 64), _NPOW)
-    n = len(arr)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint64)
-    bufs = arr.buffers()
-    off = np.frombuffer(bufs[1], dtype=np.int32)[arr.offset:arr.offset + n + 1].astype(np.int64)
-    base = off[0]
-    data = np.frombuffer(bufs[2], dtype=np.uint8)[base:off[-1]] if bufs[2] is not None else np.zeros(0, np.uint8)
-    o = off - base
-    m = len(data)
-    if m >= _NPOW:
-        pw, ipw = _powers(_BASE, m + 1), _powers(pow(_BASE, -1, 1 << 64), m + 1)
-    else:
-        pw, ipw = _POW, _IPOW
-    with np.errstate(over="ignore"):
-        cs = np.empty(m + 1, dtype=np.uint64)
-        cs[0] = 0
-        np.cumsum((data.astype(np.uint64) + np.uint64(1)) * pw[:m], out=cs[1:])
-        h = (cs[o[1:]] - cs[o[:-1]]) * ipw[o[:-1]]
-        h ^= (o[1:] - o[:-1]).astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-    return h
-
-
-def _hash_keys(key) -> np.ndarray:
-    chunks = key.chunks if isinstance(key, pa.ChunkedArray) else [key]
-    parts = [_hash_chunk(c) for c in chunks]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-
-
-def _dedup_first(key: pa.ChunkedArray, h: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact first-occurrence deduplication.
-
-    With ``h`` (a 64-bit hash of each key) the rows are grouped by hash, and every row taken
-    for a duplicate is then compared with its first occurrence, string for string; if any
-    pair differs (a hash collision) the exact hash table of Arrow is used instead.
+def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
+    """Exact first-occurrence deduplication on ``key`` (Arrow's hash table compares the
+    strings themselves, so there is no collision to guard against).
 
     Returns
     -------
@@ -284,40 +230,40 @@ def _dedup_first(key: pa.ChunkedArray, h: np.ndarray | None = None) -> tuple[np.
     n = len(key)
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, np.int64)
-    ar = np.arange(n, dtype=np.int64)
-    if h is not None:
-        codes, uniq = pd.factorize(h)
-        first = np.empty(len(uniq), dtype=np.int64)
-        first[codes[::-1]] = ar[::-1]  # the earliest index is written last
-        rep = first[codes]
-        is_dup = rep != ar
-        dups = np.flatnonzero(is_dup)
-        if len(dups) == 0:
-            return is_dup, rep
-        flat = key.combine_chunks() if isinstance(key, pa.ChunkedArray) else key
-        same = pc.equal(flat.take(pa.array(dups)), flat.take(pa.array(rep[dups])))
-        if pc.all(same).as_py():
-            return is_dup, rep
+    if isinstance(key, pa.ChunkedArray):
+        try:
+            key = key.combine_chunks()  # one memo table pass: much faster than chunk by chunk
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # pragma: no cover - over 2 GB of keys
+            pass
     codes = pc.dictionary_encode(key)
-    if isinstance(codes, pa.ChunkedArray):
+    if isinstance(codes, pa.ChunkedArray):  # pragma: no cover - see above
         codes = codes.combine_chunks()
     idx = codes.indices.to_numpy()
-    first = np.empty(len(codes.dictionary), dtype=np.int64)
-    first[idx[::-1]] = ar[::-1]
+    ndist = len(codes.dictionary)
+    del codes, key
+    ar = np.arange(n, dtype=np.int64)
+    first = np.empty(ndist, dtype=np.int64)
+    first[idx[::-1]] = ar[::-1]  # the earliest index is written last
     rep = first[idx]
     return rep != ar, rep
 
 
 def _add_families(t: pa.Table, threads: int | None = None) -> pa.Table:
-    """Fill ``family`` (after deduplication, so only unique titles are looked at)."""
+    """Fill ``group`` and ``family`` (after deduplication, so only unique titles are looked at)."""
     from concurrent.futures import ThreadPoolExecutor
 
     t = t.combine_chunks() if t.column("title").num_chunks > 256 else t
     sec, tit = t.column("section").chunks, t.column("title").chunks
+
+    def work(a):
+        return groups_from_titles(a[1]), section_families(a[0], a[1])
+
     with ThreadPoolExecutor(max_workers=threads or min(8, os.cpu_count() or 1)) as pool:
-        fams = list(pool.map(lambda a: section_families(a[0], a[1]), zip(sec, tit)))
-    i = t.schema.get_field_index("family")
-    return t.set_column(i, "family", pa.chunked_array(fams, pa.string()))
+        out = list(pool.map(work, zip(sec, tit)))
+    t = t.set_column(t.schema.get_field_index("group"), "group",
+                     pa.chunked_array([g for g, _ in out], pa.string()))
+    return t.set_column(t.schema.get_field_index("family"), "family",
+                        pa.chunked_array([f for _, f in out], pa.string()))
 
 
 def ingest_tables(
@@ -364,11 +310,9 @@ def ingest_tables(
         if n_valid else pa.table({"f": pa.array([], pa.int32()), "feed": pa.array([], pa.string()),
                                    "feed_count": pa.array([], pa.int64())})
 
-    h_all = np.concatenate([np.asarray(c) for c in t["h"].chunks]) if n_valid else np.zeros(0, np.uint64)
-    is_dup, rep = _dedup_first(t["key"], h_all)
-    del h_all
     ts = np.concatenate([c.cast(pa.int64()).to_numpy() for c in t["pre_time"].chunks]) if n_valid else \
         np.zeros(0, np.int64)
+    is_dup, rep = _dedup_first(t["key"])
     differs = is_dup & (ts != ts[rep])
     mark = np.zeros(n_valid, dtype=bool)
     mark[rep[differs]] = True
@@ -377,7 +321,7 @@ def ingest_tables(
     mark[:] = False
     mark[rep[is_dup & (np.abs(ts - ts[rep]) > 86400)]] = True
     n_far = int(mark.sum())
-    del mark
+    del mark, differs
     conflict_examples = []
     if n_conflict:
         for r0 in conflict_reps[:MAX_EXAMPLES]:
@@ -387,8 +331,8 @@ def ingest_tables(
                 f"{c['title']} [{c['feed']}] {c['pre_time']:%Y-%m-%d %H:%M:%S} ({c['origin']} line {c['line']})"
                 for c in sub))
     dup_total = int(is_dup.sum())
-    releases = t.drop_columns(["key", "h"])
-    del t
+    releases = t.drop_columns(["key"])
+    del t, rep
     if dup_total:
         releases = releases.filter(pa.array(~is_dup))
     releases = _add_families(releases).cast(RELEASES_SCHEMA)

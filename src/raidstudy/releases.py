@@ -151,16 +151,31 @@ _TITLE_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _section_base(sections: pa.Array) -> pa.Array:
-    """Upper-cased section -> family or a ``?`` marker (vectorised over unique values)."""
-    sections = pc.fill_null(pa.array(sections, pa.string()) if not isinstance(sections, (pa.Array, pa.ChunkedArray))
-                            else sections.cast(pa.string()), "")
-    if isinstance(sections, pa.ChunkedArray):
-        sections = sections.combine_chunks()
+_FAM_CODE = {f: i for i, f in enumerate(FAMILIES)}
+_FAM_ARRAY = pa.array(list(FAMILIES), pa.string())
+
+
+def _as_string_array(values) -> pa.Array:
+    if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+        values = pa.array(list(values), pa.string())
+    elif not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values
+
+
+def _section_codes(sections: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the family code of the section (the default one for ``?`` sections) and
+    whether the title decides (vectorised over the distinct sections)."""
+    sections = pc.fill_null(sections, "")
     enc = pc.dictionary_encode(sections)
     uniq = enc.dictionary.to_pylist()
     fam = [_lookup(s) for s in uniq]
-    return pc.take(pa.array(fam, pa.string()), enc.indices)
+    code = np.array([_FAM_CODE["other" if f == _GUESS else f.lstrip(_GUESS)] for f in fam] or [0], np.int8)
+    guess = np.array([f.startswith(_GUESS) for f in fam] or [False], bool)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return code[idx], guess[idx]
 
 
 def _lookup(section: str) -> str:
@@ -173,20 +188,23 @@ def _lookup(section: str) -> str:
     return _GUESS
 
 
-def _from_titles(titles: pa.Array, default: pa.Array) -> pa.Array:
-    """Apply :data:`_TITLE_RULES` in order; each rule only sees the titles still undecided."""
-    out = default
-    todo = pa.array(np.arange(len(titles), dtype=np.int64))
+def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """Apply :data:`_TITLE_RULES` in order; each rule only sees the titles still undecided.
+
+    ``codes`` holds the default family code of each title; returns the decided codes.
+    """
+    out = codes.copy()
+    todo = np.arange(len(titles), dtype=np.int64)
+    cur = titles
     for fam, pat in _TITLE_RULES:
         if len(todo) == 0:
             break
-        hit = pc.fill_null(pc.match_substring_regex(pc.take(titles, todo), pat), False)
-        hit_idx = pc.filter(todo, hit)
-        if len(hit_idx):
-            mask = np.zeros(len(titles), dtype=bool)
-            mask[hit_idx.to_numpy()] = True
-            out = pc.replace_with_mask(out, pa.array(mask), pa.array([fam] * len(hit_idx), pa.string()))
-        todo = pc.filter(todo, pc.invert(hit))
+        hit = pc.fill_null(pc.match_substring_regex(cur, pat), False).to_numpy(zero_copy_only=False)
+        if hit.any():
+            out[todo[hit]] = _FAM_CODE[fam]
+            miss = ~hit
+            todo = todo[miss]
+            cur = cur.filter(pa.array(miss))
     return out
 
 
@@ -205,21 +223,14 @@ def section_families(sections, titles=None) -> pa.Array:
     pyarrow.StringArray
         One :data:`FAMILIES` member per input.
     """
-    base = _section_base(sections if isinstance(sections, (pa.Array, pa.ChunkedArray))
-                         else pa.array(list(sections), pa.string()))
-    guess = pc.starts_with(base, _GUESS)
-    if titles is None or not pc.any(guess).as_py():
-        return pc.if_else(pc.equal(base, _GUESS), "other",
-                          pc.replace_substring(base, _GUESS, ""))
-    titles = titles if isinstance(titles, (pa.Array, pa.ChunkedArray)) else pa.array(list(titles), pa.string())
-    if isinstance(titles, pa.ChunkedArray):
-        titles = titles.combine_chunks()
-    idx = pc.indices_nonzero(guess)
-    sub_titles = pc.take(titles, idx)
-    sub_base = pc.take(base, idx)
-    sub_default = pc.if_else(pc.equal(sub_base, _GUESS), "other", pc.replace_substring(sub_base, _GUESS, ""))
-    sub = _from_titles(pc.fill_null(sub_titles, ""), sub_default)
-    return pc.replace_with_mask(base, guess, sub.cast(pa.string()))
+    sections = _as_string_array(sections)
+    codes, guess = _section_codes(sections)
+    if titles is not None and guess.any():
+        titles = _as_string_array(titles)
+        idx = np.flatnonzero(guess)
+        sub_titles = titles if len(idx) == len(titles) else titles.take(pa.array(idx))
+        codes[idx] = _from_titles(pc.fill_null(sub_titles, ""), codes[idx])
+    return _FAM_ARRAY.take(pa.array(codes))
 
 
 def section_family(section: str | None, title: str | None = None) -> str:
