@@ -167,3 +167,39 @@ def test_bundled_outage_days_are_missing_and_raid_is_not():
     # outside the raid, no observed day looks like a raid (the ~20 feed-absent days are NaN)
     calm = s.drop(s.loc["2020-08-25":"2020-10-31"].index).dropna()
     assert calm.min() > 600
+
+
+def test_a_feed_that_vanishes_alone_is_missing_but_a_raid_is_not():
+    """The second coverage check: one feed at ~0 while the others carry on is an outage;
+    every Scene feed falling together (a raid) stays observed."""
+    from raidstudy.indicators import flag_vanished_feeds
+
+    days = pd.date_range("2021-01-01", periods=90)
+    n = len(days)
+    a = np.full(n, 1000)
+    b = np.full(n, 600)
+    p2p = np.full(n, 40)
+    a[30:35] = 2  # feed a vanishes alone: an outage
+    a[60:63] = 90  # a raid: every Scene feed falls to about a tenth ...
+    b[60:63] = 50
+    daily = pd.DataFrame({
+        "date": np.tile(days, 3), "feed": ["a"] * n + ["b"] * n + ["p2p"] * n,
+        "n_releases": np.concatenate([a, b, p2p]),
+    })
+    cov = daily[["date", "feed"]].assign(covered=True, reason="ok")
+    out = flag_vanished_feeds(cov, daily)
+    gone = out[~out["covered"]]
+    assert list(gone["feed"].unique()) == ["a"]
+    assert list(gone["date"]) == list(days[30:35])
+    assert set(gone["reason"]) == {"feed vanished"}
+    # ... but the small P2P feed carrying on does not turn a raid into an outage, because the
+    # Scene feeds did not fall to under 5% of their medians.
+
+
+def test_bundled_coverage_flags_the_2021_corrupt_outage_and_keeps_sparks():
+    from raidstudy.indicators import indicator_series
+
+    s = indicator_series(feeds=["#pre@corrupt", "xrel"])
+    assert s.loc["2021-02-09":"2021-02-13"].isna().all()
+    assert 100 < s.loc["2020-08-26"] < 300  # the raid: observed, not masked
+    assert s.loc["2020-08-19"] > 1500

@@ -78,6 +78,7 @@ def test_event_study_writes_every_artefact(sim_run):
     html = (out / "report.html").read_text()
     assert "validate_parameters" not in html, "the reader's HTML must not show code"
     assert "Simulated data" in html
+    assert html.count("data:image/png") >= 3, "series, fit and residual figures must all be shown"
 
 
 def test_event_study_recovers_the_planted_effect(sim_run):

@@ -69,3 +69,20 @@ def test_plot_residuals(res):
     plt.close(fig)
     f, a = res.plot_diagnostics()
     plt.close(f)
+
+
+def test_style_does_not_undo_interactive_mode_switched_on_inside():
+    """In a notebook the first figure switches interactive mode on (inline backend); the
+    style context must not switch it off again, or later figures are never shown."""
+    import matplotlib as mpl
+
+    from raidstudy.plots import style
+
+    before = mpl.rcParams["interactive"]
+    try:
+        mpl.rcParams["interactive"] = False
+        with style():
+            mpl.rcParams["interactive"] = True
+        assert mpl.rcParams["interactive"] is True
+    finally:
+        mpl.rcParams["interactive"] = before

@@ -35,8 +35,20 @@ Otherwise it is missing, with a ``reason``: ``no dump`` (a collection gap such a
 ``--skip-unreadable``) or ``feed absent``. A feed whose usual share is zero (it has not
 started yet or has stopped, like ``m2v.ru`` from 2023-04; an absence longer than about
 :data:`SHARE_WINDOW` dumps counts as such) is ``feed inactive``: covered, with zero counts,
-because that is a change in what nZEDb collected rather than a gap. Missing days are never zero: every indicator is NaN
-on them, and a total over several feeds is NaN on a day where *any* of them is missing.
+because that is a change in what nZEDb collected rather than a gap.
+
+A second check catches outages that the dump shares miss (a dump can hold a feed's older
+rows while the feed announces nothing new, as ``#pre@corrupt`` did on 2021-02-09..13): a
+covered feed-day is set to ``feed vanished`` when the feed's own count that day is below
+:data:`VANISH_RATIO` (5%) of its median over the :data:`VANISH_WINDOW` (29) days centred on
+it, that median is at least :data:`VANISH_MIN_MEDIAN` (100; a near-zero day of a small
+feed is noise), and at least one other feed with a median of 20 or more stands at half its
+median or above that day. The last condition keeps a raid covered: after SPARKS every
+Scene feed fell together (corrupt to 13% of its median on 2020-08-26, xrel to 32%), so no
+feed vanished *alone*.
+
+Missing days are never zero: every indicator is NaN on them, and a total over several
+feeds is NaN on a day where *any* of them is missing.
 
 Feeds
 -----
@@ -83,6 +95,7 @@ __all__ = [
     "group_series",
     "data_checksum",
     "compute_coverage",
+    "flag_vanished_feeds",
     "daily_counts",
     "build_processed",
 ]
@@ -94,6 +107,11 @@ MIN_REF_DUMPS = 5
 #: Seconds of jitter allowed between consecutive daily dumps (the job runs every 24 h and a
 #: few seconds); a larger gap between two windows makes the days it touches "no dump".
 WINDOW_SLACK = 1800
+VANISH_RATIO = 0.05
+VANISH_MIN_MEDIAN = 100
+VANISH_OTHERS_RATIO = 0.5
+VANISH_OTHERS_MIN_MEDIAN = 20
+VANISH_WINDOW = 29
 DAILY_FILE = "daily_feed_family.csv.gz"
 GROUP_FILE = "daily_group.csv.gz"
 COVERAGE_FILE = "coverage.csv"
@@ -438,6 +456,51 @@ def compute_coverage(
                                        "min_share_ratio"])
 
 
+def flag_vanished_feeds(coverage: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
+    """Mark covered feed-days on which the feed alone vanished from the daily counts.
+
+    Parameters
+    ----------
+    coverage : DataFrame
+        From :func:`compute_coverage` (``date`` as datetime, ``feed``, ``covered``, ``reason``).
+    daily : DataFrame
+        Daily counts with ``date`` (datetime), ``feed`` and ``n_releases`` (any extra
+        breakdown, such as family, is summed).
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``coverage`` with ``covered=False, reason="feed vanished"`` on the
+        flagged days (rule in the module docs).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> days = pd.date_range("2021-01-01", periods=60)
+    >>> daily = pd.DataFrame({"date": list(days) * 2, "feed": ["a"] * 60 + ["b"] * 60,
+    ...                       "n_releases": [500] * 30 + [0] + [500] * 29 + [300] * 60})
+    >>> cov = daily[["date", "feed"]].assign(covered=True, reason="ok")
+    >>> out = flag_vanished_feeds(cov, daily)
+    >>> out.loc[~out["covered"], ["feed", "reason"]].to_dict("records")
+    [{'feed': 'a', 'reason': 'feed vanished'}]
+    """
+    counts = daily.groupby(["date", "feed"])["n_releases"].sum().unstack("feed").sort_index()
+    cov = coverage.pivot(index="date", columns="feed", values="covered").reindex(
+        index=counts.index, columns=counts.columns).fillna(False).astype(bool)
+    med = counts.where(cov).rolling(VANISH_WINDOW, center=True, min_periods=VANISH_WINDOW // 2).median()
+    ratio = counts / med
+    out = coverage.copy()
+    key = out.set_index(["date", "feed"]).index
+    for f in counts.columns:
+        others = [g for g in counts.columns if g != f]
+        carry_on = ((ratio[others] >= VANISH_OTHERS_RATIO) & (med[others] >= VANISH_OTHERS_MIN_MEDIAN)).any(axis=1)
+        flag = cov[f] & (med[f] >= VANISH_MIN_MEDIAN) & (ratio[f] < VANISH_RATIO) & carry_on
+        hit = key.isin(pd.MultiIndex.from_arrays([counts.index[flag.to_numpy()], [f] * int(flag.sum())]))
+        out.loc[hit, "covered"] = False
+        out.loc[hit, "reason"] = "feed vanished"
+    return out
+
+
 def daily_counts(releases: pd.DataFrame) -> pd.DataFrame:
     """Counts per UTC pre day x feed x family (``n_releases``, ``n_nuked``) from releases."""
     day = releases["pre_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
@@ -532,6 +595,7 @@ def build_processed(
     daily = counts.set_index(["date", "feed", "family"]).reindex(grid, fill_value=0).reset_index()
     daily["n_releases"] = daily["n_releases"].astype("int64")
     daily["n_nuked"] = daily["n_nuked"].astype("int64")
+    cov = flag_vanished_feeds(cov, daily)
     daily["date"] = daily["date"].dt.strftime("%Y-%m-%d")
 
     day = rel["pre_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
@@ -586,6 +650,9 @@ def build_processed(
         "feeds": feeds,
         "families": list(FAMILIES),
         "coverage_rule": {"share_threshold": SHARE_THRESHOLD, "share_window_dumps": SHARE_WINDOW,
+                          "vanish_ratio": VANISH_RATIO, "vanish_min_median": VANISH_MIN_MEDIAN,
+                          "vanish_others_ratio": VANISH_OTHERS_RATIO,
+                          "vanish_others_min_median": VANISH_OTHERS_MIN_MEDIAN, "vanish_window_days": VANISH_WINDOW,
                           "uncovered_feed_days": {f: int((uncovered["feed"] == f).sum()) for f in feeds}},
         "min_group_releases": int(min_group_releases),
         "n_groups": len(keep),

@@ -37,11 +37,17 @@ COLORS = {"observed": "#444444", "fitted": "#1f77b4", "counterfactual": "#d62728
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """The raidstudy plotting style, as a context manager (seaborn ticks + rc overrides)."""
+    import matplotlib as mpl
     import matplotlib.pyplot as plt
     import seaborn as sns
 
     with sns.axes_style("ticks"), plt.rc_context(RC):
         yield
+        # The first figure of a notebook session activates the inline backend, which
+        # switches interactive mode on; leaving rc_context would switch it off again and
+        # every later figure would silently not be shown. Carry that one setting out.
+        interactive = mpl.rcParams["interactive"]
+    mpl.rcParams["interactive"] = interactive
 
 
 def _new_ax(ax, figsize=(9, 4.2)):

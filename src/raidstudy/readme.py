@@ -23,6 +23,8 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 FIGURE = "docs/figures/sparks-2020-fit.png"
 RESULTS_COPY = "docs/sparks-2020-results.json"
+#: The order in which a reader meets the findings (results.json stores them sorted by key).
+SENTENCE_ORDER = ("level", "slope", "relative", "cumulative", "recovery", "model", "caution")
 
 
 def results_block(res: Mapping[str, Any]) -> str:
@@ -31,18 +33,23 @@ def results_block(res: Mapping[str, Any]) -> str:
     ev = res["event"]
     data = res["data"]
     model = res["model"]
+    seasonal = "day-of-week terms" if p["dow"] else "no seasonal terms"
+    if p["fourier"]:
+        seasonal += f" and {p['fourier']} annual Fourier pairs"
     lines = [
         f"![Observed Scene releases, fitted path and counterfactual around the SPARKS raid]({FIGURE})",
         "",
         f"*{ev['name']}, {ev['date']}.* Outcome: {data['outcome']}; window {data['window_start']} to "
         f"{data['window_end']} ({data['n_periods']} days, {data['n_missing']} missing); model: "
-        f"{model['family']} segmented regression with day-of-week and {p['fourier']} annual Fourier pairs, "
-        f"{model.get('cov_description', model.get('cov_type'))}; {p['transition_periods']} transition day(s) "
-        "left out of the fit.",
+        f"{model['family']} segmented regression with {seasonal}; "
+        f"{model.get('cov_description', model.get('cov_type'))}; transition periods left out of the fit: "
+        f"{p['transition_periods']}.",
         "",
     ]
-    for key, sentence in res.get("sentences", {}).items():
-        lines.append(f"- {sentence}")
+    sentences = res.get("sentences", {})
+    order = [k for k in SENTENCE_ORDER if k in sentences] + sorted(set(sentences) - set(SENTENCE_ORDER))
+    for key in order:
+        lines.append(f"- {sentences[key]}")
     lines += [
         "",
         f"Numbers from `make run` (results.json in `{RESULTS_COPY}`, data checksum "
