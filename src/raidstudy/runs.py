@@ -11,6 +11,7 @@ or on a Dask cluster (``scheduler="tcp://host:8786"``) when one machine is not e
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import itertools
@@ -36,6 +37,24 @@ __all__ = [
 ]
 
 KERNEL = "python3"
+#: The kernel draws with the inline backend whatever the caller's MPLBACKEND says (a
+#: headless server often sets Agg, which would leave the report without figures).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
+@contextlib.contextmanager
+def _kernel_env(**env: str):
+    """Set environment variables for a kernel started inside the block, then restore them."""
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class RunError(RaidstudyError):
@@ -129,10 +148,11 @@ def execute_notebook(
     failed.unlink(missing_ok=True)
     partial = out / ".notebook.partial.ipynb"
     try:
-        pm.execute_notebook(
-            str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
-            progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
-        )
+        with _kernel_env(MPLBACKEND=INLINE_BACKEND):
+            pm.execute_notebook(
+                str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
+                progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
+            )
     except pm.PapermillExecutionError as err:
         if partial.exists():
             os.replace(partial, failed)
