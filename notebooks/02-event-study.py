@@ -105,7 +105,7 @@ results.summary()
 # lighter one the prediction interval for a single day.
 
 # %%
-fig_fit, ax_fit = plots.plot_fit(results=results, alpha=alpha,
+fig_fit, ax_fit = plots.plot_fit(results=results, alpha=spec.parameters["alpha"],
                                  title=f"{spec.outcome_label}: observed, fitted and counterfactual")
 
 # %% [markdown]
@@ -119,9 +119,10 @@ fig_fit, ax_fit = plots.plot_fit(results=results, alpha=alpha,
 
 # %%
 body = study_results(spec, results)
-sentences = narrative.sentences(body, outcome_label=spec.outcome_label, event_label=spec.event.name)
+sentences = narrative.sentences(body, outcome_label=spec.outcome_label, event_label=spec.event.name,
+                                unit=body["model"]["unit"])
 body["sentences"] = sentences
-effects = tables.effects_table(body, alpha=alpha)
+effects = tables.effects_table(body, alpha=spec.parameters["alpha"])
 display(Markdown("\n\n".join(sentences.values())))
 effects[["display"]]
 
@@ -151,7 +152,7 @@ body["robustness"] = robustness(spec, results, sensitivity)
 diagnostics_table(body)
 
 # %%
-estimates = tables.estimates_table(results, alpha=alpha)
+estimates = tables.estimates_table(results, alpha=spec.parameters["alpha"])
 written = write_study(
     spec, body,
     figures={"series": fig_series, "fit": fig_fit, "residuals": fig_resid},

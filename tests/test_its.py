@@ -382,3 +382,21 @@ def test_prewhitened_hac_option(daily):
         m.fit(cov_type="robust", prewhite=True)
     with pytest.raises(ParameterError, match="unknown keys"):
         m.fit(bandwidth=3)
+
+
+def test_weekly_labels_put_the_event_in_the_week_that_contains_it():
+    """resample("W") labels weeks by their Sunday (the week's end); a bare list of dates is
+    read as week starts unless period_label says otherwise."""
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2016-01-04", "2018-12-30")  # simulated daily counts
+    y = pd.Series(rng.poisson(np.where(days >= pd.Timestamp("2017-08-23"), 50, 100)), index=days)
+    weekly = y.resample("W").sum()
+    m = ITS(weekly, event="2017-08-23", family="poisson")
+    assert m.frame.index[m.event_pos] == pd.Timestamp("2017-08-27")  # the week of Mon 21 to Sun 27
+    bare = pd.Series(weekly.to_numpy(), index=pd.DatetimeIndex(list(weekly.index)))
+    assert ITS(bare, event="2017-08-23", family="poisson").frame.index[
+        ITS(bare, event="2017-08-23", family="poisson").event_pos] == pd.Timestamp("2017-08-20")
+    m_end = ITS(bare, event="2017-08-23", family="poisson", period_label="end")
+    assert m_end.frame.index[m_end.event_pos] == pd.Timestamp("2017-08-27")
+    with pytest.raises(ParameterError):
+        ITS(bare, event="2017-08-23", family="poisson", period_label="middle")

@@ -33,12 +33,36 @@ def test_bundled_plan_parses():
     assert len(runs) == 9
 
 
-def test_summary_lists_incomplete_runs(tmp_path):
-    done = tmp_path / "done"
-    done.mkdir()
-    (done / "results.json").write_text(json.dumps({
-        "event": {"id": "e"}, "data": {"outcome": "y"}, "model": {"family": "negbin"},
-        "estimates": [{"term": "level", "estimate": -1.0, "ci_low": -1.5, "ci_high": -0.5, "p_value": 0.01}]}))
-    table = summarise_runs([done, tmp_path / "missing"])
-    assert list(table["status"]) == ["complete", "incomplete"]
-    assert table.loc[0, "level"] == -1.0
+def test_summary_trusts_run_json_and_reports_the_headline_term(tmp_path):
+    res = {"event": {"id": "e"}, "data": {"outcome": "y"}, "model": {"family": "negbin"},
+           "effects": {"level": {"term": "treated_level", "estimate": -1.0, "ci_low": -1.5, "ci_high": -0.5,
+                                 "p_value": 0.01, "pct": -63.2, "pct_ci_low": -77.7, "pct_ci_high": -39.3}}}
+    done, interrupted = tmp_path / "done", tmp_path / "interrupted"
+    for d, status in ((done, "complete"), (interrupted, "running")):
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps(res))
+        (d / "run.json").write_text(json.dumps({"status": status}))
+    table = summarise_runs([done, interrupted, tmp_path / "missing"])
+    assert list(table["status"]) == ["complete", "running", "missing"]
+    assert table.loc[0, "term"] == "treated_level" and table.loc[0, "level_pct"] == -63.2
+    assert table.loc[1, ["level"]].isna().all(), "an interrupted run must not report estimates"
+
+
+@pytest.mark.parametrize("plan,fragment", [
+    ({"output_root": ""}, "inside the repository"),
+    ({"output_root": "/abs"}, "inside the repository"),
+    ({"base": {"output_dir": "x"}}, "set by the runner"),
+    (["not", "a", "mapping"], "must be a mapping"),
+])
+def test_bad_plans_are_refused(plan, fragment):
+    with pytest.raises(ParameterError, match=fragment):
+        expand_plan(plan)
+
+
+def test_unreadable_plan_files(tmp_path):
+    with pytest.raises(ParameterError, match="file not found"):
+        load_plan(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid: [unclosed")
+    with pytest.raises(ParameterError, match="cannot be parsed"):
+        load_plan(bad)

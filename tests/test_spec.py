@@ -130,3 +130,48 @@ def test_seasonality_the_data_cannot_support_fails_before_fitting(sim_csv):
     with pytest.raises(RaidstudyError) as exc:
         validate_parameters(sim(sim_csv, fourier=2))
     assert "Fourier" in str(exc.value) and "fourier=0" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "override,fragment",
+    [
+        ({"recovery_share": 1}, "strictly between 0 and 1"),
+        ({"hac_lags": "500"}, "too many lags"),
+        ({"event_date": "2021-10-01T00:00Z"}, "time zone"),
+        ({"n_sim": 10**12}, "between 100"),
+        ({"feeds": "xrel"}, "series_csv replaces"),
+    ],
+)
+def test_more_bad_input_is_refused_before_fitting(sim_csv, override, fragment):
+    with pytest.raises(ParameterError) as exc:
+        validate_parameters(sim(sim_csv, **override))
+    assert fragment in str(exc.value)
+
+
+def test_numpy_scalars_are_accepted():
+    import numpy as np
+
+    p = coerce_parameters({"pre_periods": np.int64(300), "slope": np.bool_(False), "alpha": np.float64(0.1)})
+    assert p["pre_periods"] == 300 and p["slope"] is False and p["alpha"] == 0.1
+
+
+def test_month_end_series_window_matches_the_model(tmp_path):
+    """Month-end labels: the event month is the month that contains the event date, in the
+    window and in the model alike (12 post periods means 12 months from the event month)."""
+    import numpy as np
+
+    from raidstudy.spec import event_position
+
+    months = pd.date_range("2015-01-31", periods=72, freq="ME")
+    rng = np.random.default_rng(1)
+    vals = rng.poisson(np.where(months >= pd.Timestamp("2018-08-31"), 50, 100))
+    path = tmp_path / "simulated_monthly.csv"
+    pd.DataFrame({"date": months.strftime("%Y-%m-%d"), "value": vals}).to_csv(path, index=False)
+    s = pd.Series(vals, index=months, dtype=float)
+    assert months[event_position(s, pd.Timestamp("2018-08-25"))] == pd.Timestamp("2018-08-31")
+    spec = validate_parameters(series_csv=str(path), event_id="simulated_raid", event_date="2018-08-25",
+                               pre_periods=36, post_periods=12, dow=False, model_family="poisson")
+    assert spec.outcome.index[36] == pd.Timestamp("2018-08-31")
+    assert len(spec.outcome) == 48
+    res = spec.fit()
+    assert res.model.frame.index[res.model.event_pos] == pd.Timestamp("2018-08-31")

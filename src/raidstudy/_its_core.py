@@ -138,7 +138,11 @@ def normalize_data(
     control: str | list[str] | None,
     offset: str | None,
     freq: str | None,
+    period_label: str | None = None,
 ) -> SeriesFrame:
+    if period_label not in (None, "start", "end"):
+        raise ParameterError("period_label", period_label, "must be 'start' or 'end' (or None to infer)",
+                             accepted=["start", "end", None])
     if isinstance(data, pd.Series):
         name = outcome if outcome is not None else (data.name if data.name is not None else "y")
         if control is not None or offset is not None:
@@ -183,10 +187,22 @@ def normalize_data(
         if idx.hasnans:
             raise DataError("the date index contains missing values (NaT); drop or fill those rows")
         kind = _kind_from_alias(freq) if freq else _kind_from_index(idx.sort_values())
+        index_freq = getattr(df.index, "freq", None)
         order = np.argsort(idx.values.astype("datetime64[ns]").astype(np.int64), kind="stable")
         df = df.iloc[order]
         idx = idx[order]
         alias = _period_alias(kind, idx[0])
+        if kind == "W":
+            # A weekly date is either the first or the last day of its week. pandas reads a
+            # date on a W-SUN grid (what resample("W") returns) as the week's *end*; a
+            # bare list of dates says nothing, and we read it as the week's start unless
+            # told otherwise. Getting this wrong puts the event in the neighbouring week.
+            label = period_label
+            if label is None:
+                anchored = isinstance(index_freq, pd.offsets.Week) and index_freq.weekday is not None
+                label = "end" if anchored else "start"
+            if label == "end":
+                alias = f"W-{DOW_NAMES[idx[0].day_of_week].upper()}"
         per = idx.to_period(alias)
         if per.has_duplicates:
             dup = per[per.duplicated()][0]
@@ -199,7 +215,10 @@ def normalize_data(
         starts = grid.to_timestamp(how="start")
         # keep the user's own convention (period start or period end)
         ends = grid.to_timestamp(how="end").normalize()
-        if kind != "D" and np.all(idx.normalize() == ends[pos]) and not np.all(idx.normalize() == starts[pos]):
+        if period_label == "start":
+            grid_index = pd.DatetimeIndex(starts)
+        elif kind != "D" and np.all(idx.normalize() == ends[pos]) and (
+                period_label == "end" or not np.all(idx.normalize() == starts[pos])):
             grid_index = pd.DatetimeIndex(ends)
         else:
             grid_index = pd.DatetimeIndex(starts)
@@ -437,7 +456,7 @@ def check_design(d: Design, *, family: str, frame: SeriesFrame, event_pos: int, 
     if n_post < 1:
         raise DataError(
             "no usable period from the event on (all missing or excluded); "
-            "reduce exclude= or extend the series past the event"
+            "exclude fewer transition periods (exclude= / transition_periods) or extend the series past the event"
         )
     y = d.y[fit]
     yt = d.y[fit & tr]

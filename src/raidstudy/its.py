@@ -82,6 +82,12 @@ class ITS:
     freq : str, optional
         ``D``, ``W``, ``M``, ``Q`` or ``Y``. Inferred from a dated index; for an
         integer index it only names the unit.
+    period_label : {"start", "end"}, optional
+        Whether each date labels the first or the last day of its period. Default:
+        inferred. Month, quarter and year ends are read as ends; a weekly index that
+        carries a pandas anchored frequency (``W-SUN``, what ``resample("W")`` returns)
+        is read as week *ends*, as pandas does, and any other weekly dates as week
+        starts. The event falls in the period that contains its date.
     slope : bool
         Include the slope-change term (default True).
     dow : bool, optional
@@ -157,6 +163,7 @@ class ITS:
         offset: str | None = None,
         exclude: int | list[Any] = 0,
         name: str | None = None,
+        period_label: str | None = None,
     ):
         if family not in FAMILIES:
             raise ParameterError("family", family, "is not a supported family", accepted=FAMILIES)
@@ -175,7 +182,8 @@ class ITS:
         self.holidays = holidays
         self.offset = offset
         self.name = name
-        self.frame: SeriesFrame = normalize_data(data, outcome=outcome, control=control, offset=offset, freq=freq)
+        self.frame: SeriesFrame = normalize_data(data, outcome=outcome, control=control, offset=offset, freq=freq,
+                                                   period_label=period_label)
         self.outcome = self.frame.outcome
         self.controls = list(self.frame.controls)
         if dow is None:

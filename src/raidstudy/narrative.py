@@ -129,10 +129,15 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
         lo = rec["ci_low"]
         hi = (f"{rec['ci_high']} {_plural(unit, rec['ci_high'])}" if rec["ci_high_reached"]
               else f"beyond the {horizon} {_plural(unit, horizon)} observed")
+        p_nr = rec.get("p_not_reached")
+        nr = (f"; in {fmt_num(100 * p_nr, 2)}% of simulated draws it is not reached within the window"
+              if p_nr else "")
         out["recovery"] = (
             f"{outcome_label[0].upper() + outcome_label[1:]} {goal} {rec['periods']} "
             f"{_plural(unit, rec['periods'])} after {event_label} (on {_date(rec['date'])}; {ci_lab}: "
-            f"{lo} {_plural(unit, lo)} to {hi})."
+            f"{lo} {_plural(unit, lo)} to {hi}{nr}). This time follows from the fitted post-event "
+            f"trend (the level and slope changes), so it extrapolates that line rather than reading "
+            f"the recovery off the data."
         )
     else:
         p_nr = rec.get("p_not_reached")

@@ -165,6 +165,7 @@ def execute_notebook(
         partial.unlink(missing_ok=True)
         _record_failure(out, err)
         raise
+    _relative_papermill_paths(partial, nb_path, executed)
     os.replace(partial, executed)
     html = render_html(executed, out / "report.html")
     results = out / "results.json"
@@ -179,6 +180,17 @@ def execute_notebook(
         executed_notebook="notebook.ipynb", report="report.html",
     )
     return rec
+
+
+def _relative_papermill_paths(path: Path, source: Path, final: Path) -> None:
+    """Record repository-relative paths in papermill's metadata (no machine paths in outputs)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    meta["input_path"] = _relpath(source)
+    meta["output_path"] = _relpath(final)
+    nbformat.write(nb, str(path))
 
 
 def _record_failure(out: Path, err: BaseException) -> None:
@@ -214,6 +226,8 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     from .spec import check_names
 
+    if not isinstance(plan, Mapping):
+        raise ParameterError("plan", type(plan).__name__, "must be a mapping with base, grid and output_root")
     unknown = set(plan) - {"base", "grid", "output_root", "notebook"}
     if unknown:
         raise ParameterError("plan", sorted(unknown), "unknown plan keys", accepted=["base", "grid", "output_root", "notebook"])
@@ -222,6 +236,13 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     check_names(base)
     check_names(grid)
     root = str(plan.get("output_root", "results/batch")).rstrip("/")
+    if not root or Path(root).is_absolute() or ".." in Path(root).parts:
+        raise ParameterError("output_root", plan.get("output_root"), "must be a folder inside the repository",
+                             hint="e.g. results/my-batch")
+    for where, params in (("base", base), ("grid", grid)):
+        if "output_dir" in params:
+            raise ParameterError(f"{where}.output_dir", params["output_dir"],
+                                 "is set by the runner (output_root/run-id)", hint="set output_root instead")
     names = sorted(grid)
     runs = []
     for combo in itertools.product(*(grid[n] for n in names)) if names else [()]:
@@ -244,20 +265,25 @@ def _slug(v: Any) -> str:
 def load_plan(path: str | Path) -> dict[str, Any]:
     """Read a batch plan from JSON or YAML."""
     path = Path(path)
+    if not path.is_file():
+        raise ParameterError("plan", str(path), "file not found", hint="see plans/ for an example")
     text = path.read_text()
-    if path.suffix in (".yml", ".yaml"):
-        import yaml
+    try:
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
 
-        return yaml.safe_load(text)
-    return json.loads(text)
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as err:  # yaml and json raise their own error types
+        raise ParameterError("plan", str(path), f"cannot be parsed ({type(err).__name__}: {err})".replace("\n", " ")) from None
 
 
 def _run_one(notebook: str, params: dict[str, Any]) -> dict[str, Any]:
     try:
         rec = execute_notebook(notebook, params)
         return {"output_dir": params["output_dir"], "status": "complete", "seconds": round(rec.seconds, 1)}
-    except RaidstudyError as err:
-        return {"output_dir": params["output_dir"], "status": "failed", "error": str(err)}
+    except Exception as err:  # one failed run (a dead kernel included) must not stop the batch
+        return {"output_dir": params["output_dir"], "status": "failed", "error": f"{type(err).__name__}: {err}"}
 
 
 def run_batch(
@@ -322,33 +348,37 @@ def run_batch(
     return [r for r in results if r is not None]
 
 
-def summarise_runs(output_dirs: Iterable[str | Path], *, alpha_terms: Sequence[str] = ("level",)) -> "Any":
-    """One row per finished run: event, outcome, model and the level-change estimate.
+def summarise_runs(output_dirs: Iterable[str | Path]) -> "Any":
+    """One row per run: status, event, outcome, model and the headline level change.
 
-    Reads each run's ``results.json``; runs without one are listed with status
-    ``incomplete`` rather than dropped.
+    A run counts as complete only when its ``run.json`` says so; any other run is listed
+    with its status (``running`` for an interrupted one, ``failed``, ``missing``) rather
+    than dropped. The level change is the study's headline term (``treated_level`` in a
+    comparative model), on the log scale with its percentage for count families.
     """
     import pandas as pd
 
     rows = []
     for d in output_dirs:
         d = _resolve(d)
-        path = d / "results.json"
-        if not path.exists():
-            rows.append({"run": _relpath(d), "status": "incomplete"})
-            continue
-        res = json.loads(path.read_text())
-        row = {
-            "run": _relpath(d),
-            "status": "complete",
-            "event": res.get("event", {}).get("id"),
-            "outcome": res.get("data", {}).get("outcome"),
-            "family": res.get("model", {}).get("family"),
-        }
-        for est in res.get("estimates", []):
-            if est.get("term") in alpha_terms:
-                t = est["term"]
-                row.update({f"{t}": est["estimate"], f"{t}_ci_low": est["ci_low"], f"{t}_ci_high": est["ci_high"],
-                            f"{t}_p": est["p_value"]})
+        run_path, res_path = d / "run.json", d / "results.json"
+        status = json.loads(run_path.read_text()).get("status", "unknown") if run_path.exists() else "missing"
+        row: dict[str, Any] = {"run": _relpath(d), "status": status}
+        if status == "complete" and res_path.exists():
+            res = json.loads(res_path.read_text())
+            lvl = res.get("effects", {}).get("level", {})
+            row.update({
+                "event": res.get("event", {}).get("id"),
+                "outcome": res.get("data", {}).get("outcome"),
+                "family": res.get("model", {}).get("family"),
+                "term": lvl.get("term"),
+                "level": lvl.get("estimate"),
+                "level_ci_low": lvl.get("ci_low"),
+                "level_ci_high": lvl.get("ci_high"),
+                "level_pct": lvl.get("pct"),
+                "level_pct_ci_low": lvl.get("pct_ci_low"),
+                "level_pct_ci_high": lvl.get("pct_ci_high"),
+                "p_value": lvl.get("p_value"),
+            })
         rows.append(row)
     return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import pandas as pd
 
 from .errors import DataError, ParameterError
@@ -87,6 +88,8 @@ PARAMETERS: dict[str, Parameter] = {
 
 #: Fewest non-missing pre-event periods accepted, whatever the model.
 MIN_PRE_PERIODS = 24
+#: Most simulation draws accepted (memory grows with draws x periods).
+MAX_SIM = 100_000
 
 
 _NOTEBOOK_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
@@ -142,6 +145,8 @@ _FALSE = {"false", "0", "no", "n", "off"}
 def _coerce(p: Parameter, value: Any) -> Any:
     if value is None:
         raise ParameterError(p.name, value, f"must be a {p.type.__name__}, not None", hint=f"the default is {p.default!r}")
+    if isinstance(value, np.generic):
+        value = value.item()  # numpy scalars from Python callers behave as their Python twins
     if p.type is bool:
         if isinstance(value, bool):
             return value
@@ -215,8 +220,9 @@ def _check_scalars(p: dict[str, Any]) -> None:
         raise ParameterError("measure", p["measure"], "unknown measure", accepted=MEASURES)
     if not 0 < p["alpha"] < 0.5:
         raise ParameterError("alpha", p["alpha"], "must lie strictly between 0 and 0.5", hint="0.05 gives 95% intervals")
-    if not 0 < p["recovery_share"] <= 1:
-        raise ParameterError("recovery_share", p["recovery_share"], "must lie in (0, 1]", hint="0.9 means 90% of the counterfactual")
+    if not 0 < p["recovery_share"] < 1:
+        raise ParameterError("recovery_share", p["recovery_share"], "must lie strictly between 0 and 1",
+                             hint="0.9 means 90% of the counterfactual")
     if p["pre_periods"] < MIN_PRE_PERIODS:
         raise ParameterError(
             "pre_periods", p["pre_periods"], f"too few pre-event periods: at least {MIN_PRE_PERIODS} are needed",
@@ -231,8 +237,8 @@ def _check_scalars(p: dict[str, Any]) -> None:
         )
     if not 0 <= p["fourier"] <= 12:
         raise ParameterError("fourier", p["fourier"], "must be between 0 and 12 Fourier pairs")
-    if p["n_sim"] < 100:
-        raise ParameterError("n_sim", p["n_sim"], "must be at least 100 draws for stable intervals")
+    if not 100 <= p["n_sim"] <= MAX_SIM:
+        raise ParameterError("n_sim", p["n_sim"], f"must be between 100 (stable intervals) and {MAX_SIM:,} draws")
     if p["seed"] < 0:
         raise ParameterError("seed", p["seed"], "must be a non-negative whole number")
     lags = p["hac_lags"]
@@ -250,6 +256,12 @@ def _check_scalars(p: dict[str, Any]) -> None:
         _parse_date("holidays", d)
     if not p["output_dir"]:
         raise ParameterError("output_dir", p["output_dir"], "must name a folder", hint="e.g. results/my-study")
+    if p["series_csv"] and (p["feeds"] != PARAMETERS["feeds"].default or p["families"] != "all"):
+        raise ParameterError(
+            "feeds" if p["feeds"] != PARAMETERS["feeds"].default else "families",
+            p["feeds"] if p["feeds"] != PARAMETERS["feeds"].default else p["families"],
+            "selects bundled data, which series_csv replaces", hint="leave feeds and families at their defaults",
+        )
     if p["series_csv"] and p["control_feeds"]:
         raise ParameterError(
             "control_feeds", p["control_feeds"], "feeds apply to the bundled data, not to series_csv",
@@ -259,9 +271,15 @@ def _check_scalars(p: dict[str, Any]) -> None:
 
 def _parse_date(name: str, value: str) -> pd.Timestamp:
     try:
-        return pd.Timestamp(value)
+        ts = pd.Timestamp(value)
     except (ValueError, TypeError):
         raise ParameterError(name, value, "is not a date", hint="write dates as YYYY-MM-DD") from None
+    if ts is pd.NaT:
+        raise ParameterError(name, value, "is not a date", hint="write dates as YYYY-MM-DD")
+    if ts.tzinfo is not None:
+        raise ParameterError(name, value, "carries a time zone; the indicators are UTC days",
+                             hint="write the UTC date as YYYY-MM-DD")
+    return ts
 
 
 @dataclasses.dataclass
@@ -408,7 +426,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
             name=p["event_id"], target_type=(), jurisdiction=(), description="user-supplied event",
             source="user-supplied", status="user-supplied",
         )
-    event_date = pd.Timestamp(p["event_date"]) if p["event_date"] else pd.Timestamp(event.date)
+    event_date = _parse_date("event_date", p["event_date"]) if p["event_date"] else pd.Timestamp(event.date)
 
     # The series.
     root = repo_root()
@@ -439,7 +457,17 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     )
     # Building the design (no fitting) surfaces what the data cannot support -- too
     # short a series for the seasonality, a singular design -- before a kernel starts.
-    spec.build_model()
+    model = spec.build_model()
+    if spec.hac_lags is not None and p["cov_type"] == "hac":
+        d = model.design
+        n_t = int(np.sum(d.fit & d.treated_rows))
+        k = d.X.shape[1]
+        if spec.hac_lags >= n_t - k:
+            raise ParameterError(
+                "hac_lags", p["hac_lags"],
+                f"too many lags for {n_t} fitted periods and {k} model terms (at most {n_t - k - 1})",
+                hint="use 'auto' (the Newey-West rule) or fewer lags",
+            )
     return spec
 
 
@@ -523,6 +551,20 @@ def _n_pre_params(p: dict[str, Any], freq: str) -> int:
     return k
 
 
+def event_position(series: pd.Series, event_date: pd.Timestamp) -> int:
+    """Position in ``series`` (a regular series) of the period that contains ``event_date``.
+
+    The same rule as the ITS engine's, so that the window, the model and the narrative
+    agree on the event period whatever the labelling convention (period start or end).
+    """
+    from ._its_core import normalize_data, resolve_event
+
+    frame = normalize_data(series.rename("y").to_frame(), outcome="y", control=None, offset=None, freq=None)
+    if len(frame.index) != len(series):
+        raise DataError("the indicator series is not on a regular grid; pass one row per period")
+    return resolve_event(frame, event_date)
+
+
 def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: str):
     idx = outcome_full.index
     first, last = idx[0], idx[-1]
@@ -536,7 +578,7 @@ def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: s
             accepted=list(inside["event_id"]) if name == "event_id" else None,
             hint="choose an event inside the data window, or other data with series_csv",
         )
-    t0 = int(idx.searchsorted(event_date, side="right")) - 1
+    t0 = event_position(outcome_full, event_date)
     lo = max(0, t0 - p["pre_periods"])
     hi = min(len(idx), t0 + p["post_periods"])
     outcome = outcome_full.iloc[lo:hi]

@@ -72,10 +72,16 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
     """
     p = spec.parameters
     body = results.to_dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
+    event = spec.event.to_dict()
+    # The date the study used; the catalogue's date is kept beside it when overridden.
+    event["catalogue_date"] = event.get("date")
+    event["date"] = spec.event_date
     out: dict[str, Any] = {
         "schema": RESULTS_SCHEMA,
-        "parameters": dict(p),
-        "event": spec.event.to_dict(),
+        # Where the file is written is not a result: output_dir lives in run.json, so the
+        # same study gives the same bytes wherever it runs.
+        "parameters": {k: v for k, v in p.items() if k != "output_dir"},
+        "event": event,
         "provenance": provenance(spec),
         "data": {
             "outcome": spec.outcome_label,
@@ -135,8 +141,7 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("results.json", "report.html"):
-        (out / stale).unlink(missing_ok=True)
+    clear_artefacts(out)
     record = {
         "status": "running",
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -147,6 +152,23 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
         "packages": package_versions(),
     }
     return write_json(out / "run.json", record)
+
+
+#: What a run writes into its directory; cleared before a new run so that nothing from an
+#: earlier run can sit beside the new one.
+ARTEFACTS = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", "figures", "tables")
+
+
+def clear_artefacts(out: Path) -> None:
+    """Remove an earlier run's artefacts from a run directory (``run.json`` is rewritten)."""
+    import shutil
+
+    for name in ARTEFACTS:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
 
 
 def _update_run_record(out: Path, **fields: Any) -> Path:
@@ -179,8 +201,16 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
     dict
         Relative paths of the files written, by kind.
     """
+    import json
+
     out = spec.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    prior = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    if prior.get("status") != "running":
+        # Not started by `raidstudy run` (papermill or Jupyter directly): nothing cleared
+        # the directory, so do it here and start a fresh record.
+        clear_artefacts(out)
+        (out / "run.json").unlink(missing_ok=True)
     written: dict[str, list[str]] = {"figures": [], "tables": []}
     for name, fig in (figures or {}).items():
         for f in save_figure(fig, out / "figures" / name):
@@ -189,9 +219,6 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
         for f in write_table(df, out / "tables" / name, caption=caption, label=f"tab:{name}"):
             written["tables"].append(f.relative_to(out).as_posix())
     results_path = write_json(out / "results.json", results_dict)
-    import json
-
-    prior = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     extra: dict[str, Any] = {}
     if prior.get("status") != "running":
         # Run straight with papermill or Jupyter, not through `raidstudy run`: no runner
@@ -226,8 +253,10 @@ dumps_results = dumps_json
 
 def data_sentence(spec) -> str:
     """One paragraph describing the indicator in the estimation window, from the data."""
+    from .spec import event_position
+
     y = spec.outcome
-    t0 = int(y.index.searchsorted(spec.event_date, side="right")) - 1
+    t0 = event_position(y, spec.event_date)
     pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
     unit = {"D": "day", "W": "week", "M": "month", "MS": "month", "Y": "year", "YS": "year"}.get(
         spec.freq.split("-")[0], "period")
