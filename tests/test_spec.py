@@ -48,7 +48,7 @@ def test_strings_from_the_command_line_are_coerced():
         ("alpha", 0.7, "between 0 and 0.5"),
         ("pre_periods", 10, "too few pre-event periods"),
         ("pre_periods", "ten", "whole number"),
-        ("hac_lags", "-3", "'auto' or a whole number"),
+        ("hac_lags", "-3", "'auto', 'rule' or a whole number"),
         ("slope", "maybe", "true or false"),
         ("event_date", "2020-13-45", "is not a date"),
         ("measure", "n_bytes", "accepted values"),

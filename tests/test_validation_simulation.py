@@ -80,3 +80,30 @@ def test_planted_effects_coverage_slow(family):
     assert mean["slope"] == pytest.approx(truth["slope"], rel=0.03)
     for k, c in cover.items():
         assert 0.92 <= c <= 0.98, f"{family} {k}: coverage {c:.3f} over {reps} replications"
+
+
+def test_automatic_hac_lags_follow_the_autocorrelation():
+    """The default lag choice (Newey-West 1994 plug-in, never below the rule of thumb)
+    keeps the rule's lags for white-ish scores and adds lags when they are persistent."""
+    from raidstudy._its_core import nw_auto_lags
+
+    rule = nw_auto_lags(N)
+    white = simulate_its(family="gaussian", n=N, event=EVENT, ar=0.0, seed=1)
+    strong = simulate_its(family="gaussian", n=N, event=EVENT, ar=0.8, seed=1)
+    r_white = ITS(white, outcome="y", event=white.index[EVENT], family="gaussian", fourier=1).fit()
+    r_strong = ITS(strong, outcome="y", event=strong.index[EVENT], family="gaussian", fourier=1).fit()
+    assert r_white.maxlags == rule
+    assert r_strong.maxlags > 2 * rule
+    assert "plug-in" in r_strong.cov_description
+
+
+@pytest.mark.slow
+def test_plugin_lags_cover_better_than_the_rule_under_strong_autocorrelation():
+    reps, hits = 200, {"rule": 0, None: 0}
+    for rep in range(reps):
+        d = simulate_its(family="gaussian", n=N, event=EVENT, level=LEVEL, slope=SLOPE, ar=0.8, seed=30_000 + rep)
+        for ml in hits:
+            lo, hi = ITS(d, outcome="y", event=d.index[EVENT], family="gaussian", fourier=1).fit(
+                maxlags=ml).conf_int().loc["level"]
+            hits[ml] += lo <= LEVEL * 100 <= hi
+    assert hits[None] > hits["rule"]

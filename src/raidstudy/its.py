@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from ._its_core import (
+    nw_plugin_lags,
     COUNT_FAMILIES,
     COV_TYPES,
     FAMILIES,
@@ -236,9 +237,12 @@ class ITS:
             ``robust``: heteroskedasticity-robust sandwich (HC0; HC1 with
             ``small_sample``). ``nonrobust``: model-based (OLS / GLM information
             scaled by the dispersion: sigma^2, 1, Pearson X2/(n-p), 1).
-        maxlags : int, optional
-            HAC lags. ``None`` uses the Newey-West (1994) rule floor(4 (T/100)^(2/9))
-            with T the number of fitted periods of the treated series.
+        maxlags : int, "plugin" or "rule", optional
+            HAC lags. ``None`` (or ``"plugin"``) picks them from the data with the
+            Newey-West (1994) plug-in bandwidth for the Bartlett kernel (more lags when
+            the scores are more autocorrelated; at most T/4); ``"rule"`` uses the rule of
+            thumb floor(4 (T/100)^(2/9)); an integer fixes them. T is the number of fitted
+            periods of the treated series.
         small_sample : bool
             Multiply the covariance by n/(n-k) and use t(n-k) for tests and
             intervals: with ``cov_type="hac"`` and the gaussian family this is
@@ -267,17 +271,23 @@ class ITS:
         Xf, yf, off = d.X[d.fit], d.y[d.fit], d.log_offset[d.fit]
         n, p = Xf.shape
         n_t = int(np.sum(d.fit & d.treated_rows))
+        lag_rule = None
         if cov_type == "hac":
-            if maxlags is None:
+            if maxlags is None or maxlags == "plugin":
+                lag_rule = "plugin"
+            elif maxlags == "rule":
+                lag_rule = "rule"
                 maxlags = nw_auto_lags(n_t)
-            if not isinstance(maxlags, (int, np.integer)) or isinstance(maxlags, bool) or maxlags < 0:
-                raise ParameterError("maxlags", maxlags, "must be a non-negative integer or None (automatic)")
-            if maxlags >= n_t - p:
-                raise ParameterError(
-                    "maxlags", maxlags,
-                    f"is too large for {n_t} fitted periods and {p} terms (needs maxlags < {n_t - p})",
-                    hint="Use fewer lags (None picks floor(4 (T/100)^(2/9))) or a longer series")
-            maxlags = int(maxlags)
+            if lag_rule != "plugin":
+                if not isinstance(maxlags, (int, np.integer)) or isinstance(maxlags, bool) or maxlags < 0:
+                    raise ParameterError("maxlags", maxlags,
+                                         "must be a non-negative integer, 'rule', 'plugin' or None (automatic)")
+                if maxlags >= n_t - p:
+                    raise ParameterError(
+                        "maxlags", maxlags,
+                        f"is too large for {n_t} fitted periods and {p} terms (needs maxlags < {n_t - p})",
+                        hint="Use fewer lags (None picks them from the data) or a longer series")
+                maxlags = int(maxlags)
         elif maxlags is not None:
             raise ParameterError("maxlags", maxlags, f"applies to cov_type='hac' only, not {cov_type!r}")
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -289,11 +299,17 @@ class ITS:
             warnings.warn(f"the {self.family} fit did not converge after {state.n_iter} iterations; "
                           "estimates may be inaccurate", ITSWarning, stacklevel=2)
         u, w, h = score_weights(yf, state.mu, self.family, state.alpha)
+        if lag_rule == "plugin":
+            # Bandwidth from the scores' own autocorrelation (Newey-West 1994), capped so
+            # that the kernel never spans more than a quarter of the series.
+            maxlags = nw_plugin_lags(Xf * u[:, None], d.tpos[d.fit], d.group[d.fit], len(self.frame.index), n_t,
+                                     max_lags=max(1, min(n_t - p - 1, n_t // 4)))
         V = covariance(Xf, u, w, h, cov_type=cov_type, maxlags=maxlags or 0, small_sample=small_sample,
                        scale=state.scale, tpos=d.tpos[d.fit], group=d.group[d.fit], n_grid=len(self.frame.index),
                        prewhite=prewhite)
         res = ITSResults(self, state, V, cov_type=cov_type, maxlags=maxlags, small_sample=bool(small_sample))
         res.prewhite = prewhite
+        res.lag_rule = lag_rule or ("fixed" if cov_type == "hac" else None)
         return res
 
 
@@ -392,6 +408,11 @@ class ITSResults:
         ss = ", small-sample scaling n/(n-k) as Stata's newey" if self.small_sample else ""
         if self.cov_type == "hac":
             lags = f"{self.maxlags} lag" + ("" if self.maxlags == 1 else "s")
+            rule = getattr(self, "lag_rule", None)
+            if rule == "plugin":
+                lags += " (Newey-West 1994 plug-in bandwidth)"
+            elif rule == "rule":
+                lags += " (rule of thumb 4(T/100)^(2/9))"
             kind = "Newey-West HAC" if self.family == "gaussian" else "GLM sandwich with Newey-West HAC meat"
             within = ", within each series" if self.model.controls else ""
             pw = ", VAR(1) prewhitening" if self.prewhite else ""

@@ -76,7 +76,7 @@ PARAMETERS: dict[str, Parameter] = {
         _p("fourier", int, 0, "annual Fourier pairs for seasonality (0: none; needs 2+ years before the event)"),
         _p("holidays", str, "", "comma-separated holiday dates (YYYY-MM-DD), each a dummy"),
         _p("cov_type", str, "hac", "hac (Newey-West), robust or nonrobust"),
-        _p("hac_lags", str, "auto", "HAC lags: 'auto' (Newey-West rule) or a whole number"),
+        _p("hac_lags", str, "auto", "HAC lags: 'auto' (Newey-West 1994 plug-in), 'rule' (4(T/100)^(2/9)) or a number"),
         _p("small_sample", bool, False, "Stata `newey` small-sample scaling of the HAC covariance"),
         _p("alpha", float, 0.05, "1 - confidence level of every interval"),
         _p("recovery_share", float, 0.9, "share of the counterfactual that counts as recovered"),
@@ -242,13 +242,13 @@ def _check_scalars(p: dict[str, Any]) -> None:
     if p["seed"] < 0:
         raise ParameterError("seed", p["seed"], "must be a non-negative whole number")
     lags = p["hac_lags"]
-    if lags != "auto":
+    if lags not in ("auto", "rule"):
         try:
             n = int(lags)
         except ValueError:
-            raise ParameterError("hac_lags", lags, "must be 'auto' or a whole number >= 0") from None
+            raise ParameterError("hac_lags", lags, "must be 'auto', 'rule' or a whole number >= 0") from None
         if n < 0:
-            raise ParameterError("hac_lags", lags, "must be 'auto' or a whole number >= 0")
+            raise ParameterError("hac_lags", lags, "must be 'auto', 'rule' or a whole number >= 0")
         p["hac_lags"] = str(n)
     if p["event_date"]:
         _parse_date("event_date", p["event_date"])
@@ -310,9 +310,10 @@ class StudySpec:
         return out if out.is_absolute() else repo_root() / out
 
     @property
-    def hac_lags(self) -> int | None:
+    def hac_lags(self) -> int | str | None:
+        """``maxlags`` for :meth:`ITS.fit`: None (plug-in), ``"rule"`` or a number."""
         lags = self.parameters["hac_lags"]
-        return None if lags == "auto" else int(lags)
+        return None if lags == "auto" else ("rule" if lags == "rule" else int(lags))
 
     def model_data(self) -> pd.DataFrame:
         """The estimation window as a DataFrame: ``outcome`` and, when set, ``control``."""
@@ -458,7 +459,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     # Building the design (no fitting) surfaces what the data cannot support -- too
     # short a series for the seasonality, a singular design -- before a kernel starts.
     model = spec.build_model()
-    if spec.hac_lags is not None and p["cov_type"] == "hac":
+    if isinstance(spec.hac_lags, int) and p["cov_type"] == "hac":
         d = model.design
         n_t = int(np.sum(d.fit & d.treated_rows))
         k = d.X.shape[1]

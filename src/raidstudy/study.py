@@ -317,7 +317,8 @@ DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
     "no slope change": {"slope": False},
     "quasi-Poisson family": {"model_family": "quasipoisson"},
     "Gaussian family (OLS on counts)": {"model_family": "gaussian"},
-    "HAC with 14 lags": {"cov_type": "hac", "hac_lags": "14"},
+    "HAC lags by the rule of thumb": {"cov_type": "hac", "hac_lags": "rule"},
+    "HAC with 28 lags": {"cov_type": "hac", "hac_lags": "28"},
     "P2P feed xrelp2p as control": {"control_feeds": "xrelp2p"},
 }
 
