@@ -50,6 +50,14 @@ def results_block(res: Mapping[str, Any]) -> str:
     order = [k for k in SENTENCE_ORDER if k in sentences] + sorted(set(sentences) - set(SENTENCE_ORDER))
     for key in order:
         lines.append(f"- {sentences[key]}")
+    sens = [r for r in (res.get("robustness") or {}).get("sensitivity", []) if r.get("level_pct") is not None]
+    if sens:
+        lo = min(sens, key=lambda r: r["level_pct"])
+        hi = max(sens, key=lambda r: r["level_pct"])
+        lines.append(
+            f"- Across the {len(sens)} count-model variants of the sensitivity table the level change runs from "
+            f"{lo['level_pct']:+.1f}% ({lo['variant']}) to {hi['level_pct']:+.1f}% ({hi['variant']})."
+        )
     lines += [
         "",
         f"Numbers from `make run` (results.json in `{RESULTS_COPY}`, data checksum "
