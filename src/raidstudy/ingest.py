@@ -75,14 +75,16 @@ def display_path(p: str | os.PathLike) -> str:
 
     Used for everything written to disk so that no absolute machine path is recorded.
     """
-    p = Path(p).resolve()
     root = repo_root()
-    for base, prefix in ((root, ""), (root.parent, "../")):
-        try:
-            return prefix + p.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return p.name
+    # try the path as given (made absolute, links kept) before the resolved one, so that a
+    # ../shared that is a symbolic link is still recorded as ../shared/...
+    for cand in (Path(os.path.abspath(p)), Path(p).resolve()):
+        for base, prefix in ((root, ""), (root.parent, "../")):
+            try:
+                return prefix + cand.relative_to(base).as_posix()
+            except ValueError:
+                continue
+    return Path(p).name
 
 
 def _unquote(arr):

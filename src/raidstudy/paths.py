@@ -57,7 +57,9 @@ def shared_dir() -> Path | None:
     """``../shared`` beside the repository (or ``RAIDSTUDY_SHARED``), or ``None`` when absent."""
     env = os.environ.get("RAIDSTUDY_SHARED")
     cand = Path(env) if env else repo_root().parent / "shared"
-    return cand.resolve() if cand.is_dir() else None
+    # absolute but not resolved: a ../shared that is a symbolic link keeps its name, so
+    # paths recorded relative to the repository read the same on every machine
+    return Path(os.path.abspath(cand)) if cand.is_dir() else None
 
 
 def default_dumps_dir() -> Path:
