@@ -14,7 +14,6 @@ import statistics
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 

@@ -36,7 +36,6 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._io import atomic_path, sha256_file, write_json
-from .errors import IngestError
 from .paths import default_dumps_dir, interim_dir, repo_root
 from .releases import NUKED_CODES, RELEASES_SCHEMA, groups_from_titles, section_families
 from .sources import nzedb
@@ -339,7 +338,6 @@ def ingest_tables(
         releases = releases.filter(pa.array(~is_dup))
     releases = _add_families(releases).cast(RELEASES_SCHEMA)
 
-    origins = [d.relpath for d in dumps]
     pff = per.to_pydict()
     by_file: dict[int, dict[str, int]] = {}
     for fi, fd, n in zip(pff["f"], pff["feed"], pff["feed_count"]):

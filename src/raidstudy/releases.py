@@ -47,7 +47,6 @@ checked in ``tests/test_releases.py``.
 """
 from __future__ import annotations
 
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
