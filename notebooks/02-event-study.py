@@ -66,7 +66,7 @@ from raidstudy.study import (
 
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
                  f"{spec.event.description}\n\n*Source:* {spec.event.source}"))
-spec.describe()
+display(Markdown(tables.to_markdown(spec.describe())))
 
 # %% [markdown]
 # ## The indicator around the event
@@ -85,8 +85,9 @@ display(Markdown(data_sentence(spec)))
 # ## Segmented regression
 #
 # The model is a segmented regression of the daily count on a trend, a level change at
-# the event (`level`) and a change of trend after it (`slope`), with day-of-week and
-# annual Fourier terms for seasonality. `level` is the jump at the event period and
+# the event (`level`) and a change of trend after it (`slope`), with day-of-week terms and,
+# when the parameters ask for them, annual Fourier terms and holiday dummies for seasonality
+# (the design table above says which). `level` is the jump at the event period and
 # `slope` the change of trend, as in Stata's `itsa`; count families report them as rate
 # ratios. Transition periods (a raid that lands mid-day) are left out of the fit, and
 # standard errors allow for autocorrelation.

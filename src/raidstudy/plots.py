@@ -215,6 +215,12 @@ def plot_residuals(*, results, nlags: int | None = None, figsize=(10, 6)):
         ax.plot(df.index, r, ".", ms=3, color=COLORS["observed"])
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(results.event_label, color=COLORS["event"], ls=":", lw=1)
+        if isinstance(df.index, pd.DatetimeIndex):
+            import matplotlib.dates as mdates
+
+            loc = mdates.AutoDateLocator(maxticks=6)
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
         ax.set_title("Pearson residuals")
         ax = axes[0, 1]
         ax.vlines(np.arange(nl + 1), 0, ac, color=COLORS["fitted"])

@@ -315,9 +315,19 @@ class StudySpec:
         lags = self.parameters["hac_lags"]
         return None if lags == "auto" else ("rule" if lags == "rule" else int(lags))
 
+    @property
+    def outcome_column(self) -> str:
+        """A short name for the outcome in model tables: the measure, or the CSV series name."""
+        p = self.parameters
+        if p["series_csv"]:
+            name = p["series_name"] or str(self.outcome.name or "outcome")
+        else:
+            name = {"n_releases": "releases", "n_nuked": "nuked_releases"}[p["measure"]]
+        return name if name != "control" else "outcome"
+
     def model_data(self) -> pd.DataFrame:
-        """The estimation window as a DataFrame: ``outcome`` and, when set, ``control``."""
-        df = pd.DataFrame({"outcome": self.outcome})
+        """The estimation window as a DataFrame: the outcome and, when set, ``control``."""
+        df = pd.DataFrame({self.outcome_column: self.outcome})
         if self.control is not None:
             df["control"] = self.control
         return df
@@ -330,7 +340,7 @@ class StudySpec:
         holidays = [pd.Timestamp(d) for d in _split(p["holidays"])] or None
         return ITS(
             self.model_data(),
-            outcome="outcome",
+            outcome=self.outcome_column,
             event=self.event_date,
             control="control" if self.control is not None else None,
             family=p["model_family"],
