@@ -47,6 +47,7 @@ alpha = 0.05
 recovery_share = 0.9
 n_sim = 2000
 seed = 20200825
+n_placebos = 40
 output_dir = "results/sparks-2020"
 
 # %%
@@ -61,7 +62,8 @@ from IPython.display import Markdown, display
 
 from raidstudy import narrative, plots, tables
 from raidstudy.study import (
-    data_sentence, diagnostics_table, robustness, sensitivity_table, study_results, write_study,
+    data_sentence, diagnostics_table, placebo_check, placebo_sentence, robustness, sensitivity_table,
+    study_results, write_study,
 )
 
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
@@ -94,8 +96,7 @@ display(Markdown(data_sentence(spec)))
 
 # %%
 model = spec.build_model()
-results = model.fit(cov_type=spec.parameters["cov_type"], maxlags=spec.hac_lags,
-                    small_sample=spec.parameters["small_sample"])
+results = model.fit(**spec.fit_kwargs())
 results.summary()
 
 # %% [markdown]
@@ -141,6 +142,23 @@ sensitivity = sensitivity_table(spec)
 sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
 
 # %% [markdown]
+# ## Would any other day have looked as extreme?
+#
+# The same model is refitted on the pre-event data alone, with fake event dates spread over
+# that period. The placebo fits never see the real event, so their jumps show how large a
+# "raid effect" the series produces by itself (outages, breaks, seasonality the model
+# misses); the share of placebo jumps at least as large as the real one is a p-value that
+# does not rely on the HAC standard errors.
+
+# %%
+placebo = placebo_check(spec, results)
+if placebo is not None:
+    fig_placebo, ax_placebo = plots.plot_placebo(placebo=placebo)
+    sentences["placebo"] = placebo_sentence(placebo, event_label=spec.event.name)
+display(Markdown(sentences.get("placebo", "No placebo check was run (`n_placebos` is 0, or the pre-event "
+                                           "window is too short for one; results.json says which).")))
+
+# %% [markdown]
 # ## Diagnostics
 #
 # Residual autocorrelation is tested (Ljung-Box, Breusch-Godfrey) and the level change is
@@ -149,14 +167,15 @@ sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
 
 # %%
 fig_resid, axes_resid = plots.plot_residuals(results=results)
-body["robustness"] = robustness(spec, results, sensitivity)
+body["robustness"] = robustness(spec, results, sensitivity, placebo)
 diagnostics_table(body)
 
 # %%
 estimates = tables.estimates_table(results, alpha=spec.parameters["alpha"])
 written = write_study(
     spec, body,
-    figures={"series": fig_series, "fit": fig_fit, "residuals": fig_resid},
+    figures={"series": fig_series, "fit": fig_fit, "residuals": fig_resid,
+             **({"placebo": fig_placebo} if placebo is not None else {})},
     tables_={
         "effects": (effects, f"Headline effects of {spec.event.name} on {spec.outcome_label}"),
         "estimates": (estimates, f"Segmented-regression estimates ({spec.parameters['model_family']})"),

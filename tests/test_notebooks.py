@@ -69,7 +69,8 @@ def test_event_study_writes_every_artefact(sim_run):
     out = Path(rec.output_dir)
     for rel in ["results.json", "run.json", "notebook.ipynb", "report.html",
                 "figures/series.png", "figures/series.pdf", "figures/fit.png", "figures/fit.pdf",
-                "tables/effects.md", "tables/effects.tex", "tables/estimates.md", "tables/estimates.tex"]:
+                "figures/placebo.png", "tables/effects.md", "tables/effects.tex", "tables/estimates.md",
+                "tables/estimates.tex", "tables/sensitivity.md"]:
         assert (out / rel).is_file(), rel
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "complete"
@@ -94,6 +95,9 @@ def test_event_study_recovers_the_planted_effect(sim_run):
     assert res["parameters"]["event_date"] == "2021-10-01"
     assert res["model"]["family"] == "negbin"
     assert set(res["sentences"]) and all(isinstance(s, str) and s for s in res["sentences"].values())
+    placebo = res["robustness"]["placebo"]
+    assert placebo["n_placebos"] > 0 and placebo["p_value"] <= 0.1, "a planted halving must beat the placebos"
+    assert "placebo" in res["sentences"]
 
 
 def test_results_json_is_byte_identical_on_rerun(sim_run, tmp_path):

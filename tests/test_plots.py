@@ -86,3 +86,19 @@ def test_style_does_not_undo_interactive_mode_switched_on_inside():
         assert mpl.rcParams["interactive"] is True
     finally:
         mpl.rcParams["interactive"] = before
+
+
+def test_plot_placebo_returns_fig_ax_and_its_data():
+    from raidstudy.inference import placebo_in_time
+    from raidstudy.plots import placebo_data, plot_placebo
+
+    d = simulate_its(family="poisson", n=400, event=300, level=-0.7, seed=2)
+    real = ITS(d, outcome="y", event=d.index[300], family="poisson").fit().params["level"]
+    res = placebo_in_time(d[["y"]], event=d.index[300], real=real, n_placebos=8,
+                          its_kwargs={"outcome": "y", "family": "poisson"})
+    fig, ax = plot_placebo(placebo=res)
+    assert ax.get_title().startswith("In-time placebos")
+    assert list(placebo_data(placebo=res).columns) == ["date", "estimate", "std_error", "note"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

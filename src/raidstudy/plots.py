@@ -241,3 +241,36 @@ def plot_residuals(*, results, nlags: int | None = None, figsize=(10, 6)):
         fig.suptitle(f"Residual diagnostics - Ljung-Box p = {diag['ljung_box']['p_value']:.3g} "
                      f"({diag['ljung_box']['lags']} lags)", fontsize=10)
     return fig, axes
+
+
+def placebo_data(*, placebo) -> pd.DataFrame:
+    """The data behind :func:`plot_placebo`: one row per placebo date (``placebo.table``)."""
+    return placebo.table.copy()
+
+
+def plot_placebo(*, placebo, ax=None, bins: int = 20):
+    """Placebo jumps (histogram) against the real one (vertical line).
+
+    Parameters
+    ----------
+    placebo : raidstudy.inference.PlaceboResult
+    ax : matplotlib Axes, optional
+    bins : int
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    df = placebo_data(placebo=placebo)
+    est = df["estimate"].dropna().to_numpy()
+    with style():
+        fig, ax = _new_ax(ax, figsize=(7, 3.6))
+        ax.hist(est, bins=bins, color=COLORS["control"], alpha=0.8, label=f"{len(est)} placebo dates")
+        ax.axvline(placebo.real, color=COLORS["counterfactual"], lw=2, label="the event")
+        ax.axvline(-abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
+        ax.axvline(abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
+        ax.set_xlabel(f"{placebo.term} (jump at the date)")
+        ax.set_ylabel("placebo dates")
+        ax.set_title(f"In-time placebos: p = {placebo.p_value:.3f}")
+        ax.legend(loc="best", fontsize=8)
+    return fig, ax

@@ -24,7 +24,7 @@ END = "<!-- results:end -->"
 FIGURE = "docs/figures/sparks-2020-fit.png"
 RESULTS_COPY = "docs/sparks-2020-results.json"
 #: The order in which a reader meets the findings (results.json stores them sorted by key).
-SENTENCE_ORDER = ("level", "slope", "relative", "cumulative", "recovery", "model", "caution")
+SENTENCE_ORDER = ("level", "slope", "relative", "cumulative", "recovery", "placebo", "model", "caution")
 
 
 def results_block(res: Mapping[str, Any]) -> str:

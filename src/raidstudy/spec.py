@@ -82,6 +82,7 @@ PARAMETERS: dict[str, Parameter] = {
         _p("recovery_share", float, 0.9, "share of the counterfactual that counts as recovered"),
         _p("n_sim", int, 2000, "simulation draws for the effect intervals"),
         _p("seed", int, 20200825, "random seed for every simulation"),
+        _p("n_placebos", int, 40, "in-time placebo events in the pre-period (0: none)"),
         _p("output_dir", str, "results/sparks-2020", "run directory for results.json, figures, tables"),
     ]
 }
@@ -239,6 +240,8 @@ def _check_scalars(p: dict[str, Any]) -> None:
         raise ParameterError("fourier", p["fourier"], "must be between 0 and 12 Fourier pairs")
     if not 100 <= p["n_sim"] <= MAX_SIM:
         raise ParameterError("n_sim", p["n_sim"], f"must be between 100 (stable intervals) and {MAX_SIM:,} draws")
+    if not 0 <= p["n_placebos"] <= 500:
+        raise ParameterError("n_placebos", p["n_placebos"], "must be between 0 (no placebo check) and 500")
     if p["seed"] < 0:
         raise ParameterError("seed", p["seed"], "must be a non-negative whole number")
     lags = p["hac_lags"]
@@ -301,6 +304,8 @@ class StudySpec:
     data_checksum: str
     outcome_label: str
     simulated: bool = False
+    #: Why an optional step (such as the placebo check) did not run, for the results file.
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def output_dir(self) -> Path:
@@ -332,16 +337,12 @@ class StudySpec:
             df["control"] = self.control
         return df
 
-    def build_model(self):
-        """The :class:`raidstudy.its.ITS` model this spec describes (not fitted)."""
-        from .its import ITS
-
+    def its_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`raidstudy.its.ITS` for this study (all but data and event)."""
         p = self.parameters
         holidays = [pd.Timestamp(d) for d in _split(p["holidays"])] or None
-        return ITS(
-            self.model_data(),
+        return dict(
             outcome=self.outcome_column,
-            event=self.event_date,
             control="control" if self.control is not None else None,
             family=p["model_family"],
             slope=p["slope"],
@@ -352,12 +353,21 @@ class StudySpec:
             name=self.outcome_label,
         )
 
+    def fit_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`raidstudy.its.ITS.fit` for this study."""
+        p = self.parameters
+        return dict(cov_type=p["cov_type"], maxlags=self.hac_lags if p["cov_type"] == "hac" else None,
+                    small_sample=p["small_sample"])
+
+    def build_model(self):
+        """The :class:`raidstudy.its.ITS` model this spec describes (not fitted)."""
+        from .its import ITS
+
+        return ITS(self.model_data(), event=self.event_date, **self.its_kwargs())
+
     def fit(self):
         """Build the model and fit it with the spec's covariance settings."""
-        p = self.parameters
-        return self.build_model().fit(
-            cov_type=p["cov_type"], maxlags=self.hac_lags, small_sample=p["small_sample"]
-        )
+        return self.build_model().fit(**self.fit_kwargs())
 
     def describe(self) -> pd.DataFrame:
         """The study design as a two-column table (for the notebook and the report)."""

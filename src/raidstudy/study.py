@@ -397,7 +397,7 @@ def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None 
     return df[[c for c in cols if c in df.columns]].set_index("variant")
 
 
-def robustness(spec, results, sensitivity: pd.DataFrame | None = None) -> dict[str, Any]:
+def robustness(spec, results, sensitivity: pd.DataFrame | None = None, placebo=None) -> dict[str, Any]:
     """The robustness part of ``results.json``: the ARIMA-errors refit and the sensitivity table.
 
     The ARIMA refit is defined for a single series; for a comparative model it is
@@ -411,4 +411,46 @@ def robustness(spec, results, sensitivity: pd.DataFrame | None = None) -> dict[s
         out["arima_note"] = "not estimated: the ARIMA-errors refit is defined for a single series, not a comparative model"
     if sensitivity is not None:
         out["sensitivity"] = sensitivity.reset_index().to_dict(orient="records")
+    if placebo is not None:
+        out["placebo"] = placebo.to_dict()
+    elif spec.parameters["n_placebos"]:
+        out["placebo"] = {"note": spec.notes.get("placebo", "not run")}
     return out
+
+
+def placebo_check(spec, results):
+    """In-time placebo events for the study (:func:`raidstudy.inference.placebo_in_time`).
+
+    Returns ``None`` when ``n_placebos`` is 0 or the pre-period cannot hold a placebo fit;
+    :func:`robustness` then records why.
+    """
+    from .errors import DataError
+    from .inference import placebo_in_time
+
+    n = spec.parameters["n_placebos"]
+    if not n:
+        return None
+    term = "treated_level" if "treated_level" in results.params.index else "level"
+    try:
+        return placebo_in_time(
+            spec.model_data(), event=spec.event_date, real=float(results.params[term]), n_placebos=n,
+            its_kwargs=spec.its_kwargs(), fit_kwargs=spec.fit_kwargs(),
+        )
+    except DataError as err:
+        spec.notes["placebo"] = f"not run: {err}"
+        return None
+
+
+def placebo_sentence(placebo, *, event_label: str) -> str:
+    """A quotable sentence on the placebo check, built from its numbers."""
+    d = placebo.to_dict()
+    k, n = d["n_as_extreme"], d["n_placebos"]
+    q = d["placebo_quantiles"]
+    scale = "log rate ratio" if placebo.family != "gaussian" else "outcome"
+    return (
+        f"Refitted at {n} placebo dates before {event_label} (each with {d['post_periods']} periods after it, "
+        f"pre-event data only), the model found a jump at least as large as the real one "
+        f"({d['real']:+.3f} on the {scale} scale) {k} time{'s' if k != 1 else ''}: placebo p = {d['p_value']:.3f}"
+        + (f" (the smallest p-value {n} placebos can give)" if k == 0 else "") + "; "
+        f"the middle 95% of placebo jumps lie between {q[0.025]:+.3f} and {q[0.975]:+.3f}."
+    )
