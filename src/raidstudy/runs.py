@@ -152,6 +152,8 @@ def execute_notebook(
             pm.execute_notebook(
                 str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
                 progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
+                # the kernel's own start-up and shut-down chatter is not the user's business
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
     except pm.PapermillExecutionError as err:
         if partial.exists():
