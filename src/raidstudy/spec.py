@@ -425,9 +425,11 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     Examples
     --------
     >>> from raidstudy.spec import validate_parameters
-    >>> spec = validate_parameters(event_id="sparks_2020")  # doctest: +SKIP
-    >>> spec.event_date.date()  # doctest: +SKIP
-    datetime.date(2020, 8, 25)
+    >>> spec = validate_parameters(event_id="sparks_2020", pre_periods=200)
+    >>> str(spec.event_date.date()), len(spec.outcome)
+    ('2020-08-25', 320)
+    >>> round(float(spec.fit().params["level"]), 1) < 0
+    True
     """
     merged: dict[str, Any] = dict(params or {})
     merged.update(kwargs)
