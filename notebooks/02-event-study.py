@@ -32,6 +32,7 @@ data_dir = "data/processed"
 series_csv = ""
 series_name = ""
 control_series = ""
+period_label = "auto"
 pre_periods = 365
 post_periods = 120
 transition_periods = 1

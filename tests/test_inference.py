@@ -49,3 +49,18 @@ def test_to_dict_is_json_and_deterministic():
     back = json.loads(dumps_json(a))
     assert back["n_placebos"] == 12 and 0 < back["p_value"] <= 1
     assert back["n_as_extreme"] == int(np.sum(np.abs([p["estimate"] for p in back["placebos"]]) >= abs(real)))
+
+
+def test_month_start_labels_keep_the_event_month_out_of_every_placebo_window():
+    import pandas as pd
+
+    months = pd.date_range("2010-01-01", periods=120, freq="MS")  # simulated monthly counts
+    rng = np.random.default_rng(3)
+    y = rng.poisson(np.where(months >= pd.Timestamp("2018-08-01"), 50, 100)).astype(float)
+    d = pd.DataFrame({"y": y}, index=months)
+    kw = {"outcome": "y", "family": "poisson", "dow": False}
+    real = float(ITS(d, event="2018-08-25", **kw).fit().params["level"])
+    res = placebo_in_time(d, event="2018-08-25", real=real, n_placebos=10, its_kwargs=kw)
+    last_window_end = res.table["date"].max() + pd.DateOffset(months=res.post_periods - 1)
+    assert last_window_end < pd.Timestamp("2018-08-01"), "a placebo window reached the event month"
+    assert res.p_value == pytest.approx(1 / 11)

@@ -116,7 +116,8 @@ def test_failed_run_never_looks_complete(sim_csv, tmp_path):
 
     out = tmp_path / "bad"
     out.mkdir()
-    (out / "results.json").write_text("{}")  # a stale result from an earlier run
+    (out / "results.json").write_text("{}")  # a stale result from an earlier run ...
+    (out / "run.json").write_text('{"status": "complete"}')  # ... which marked the folder as its own
     params = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
                   event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300,
                   holidays="2021-12-25", fourier=0, output_dir=str(out))

@@ -175,3 +175,27 @@ def test_month_end_series_window_matches_the_model(tmp_path):
     assert len(spec.outcome) == 48
     res = spec.fit()
     assert res.model.frame.index[res.model.event_pos] == pd.Timestamp("2018-08-31")
+
+
+def test_weekly_csv_dates_are_week_starts_unless_told_otherwise(tmp_path):
+    """Monday-dated weekly rows (as search-interest exports are): the event on Tuesday
+    2020-08-25 falls in the week that starts on Monday 2020-08-24; with period_label='end'
+    a date closes its week, so the event falls in the week that ends on 2020-08-31."""
+    import numpy as np
+
+    from raidstudy.spec import event_position
+
+    weeks = pd.date_range("2017-01-02", periods=250, freq="W-MON")
+    vals = np.random.default_rng(2).poisson(np.where(weeks >= pd.Timestamp("2020-08-24"), 60, 120))
+    path = tmp_path / "simulated_weekly.csv"
+    pd.DataFrame({"date": weeks.strftime("%Y-%m-%d"), "value": vals}).to_csv(path, index=False)
+    common = dict(series_csv=str(path), event_id="simulated_raid", event_date="2020-08-25", pre_periods=104,
+                  post_periods=30, dow=False, model_family="poisson", transition_periods=0)
+    start = validate_parameters(**common)
+    assert start.outcome.index[event_position(start.outcome, start.event_date)] == pd.Timestamp("2020-08-24")
+    res = start.fit()
+    assert res.model.frame.index[res.model.event_pos] == pd.Timestamp("2020-08-24")
+    end = validate_parameters(**common, period_label="end")
+    assert end.fit().model.frame.index[end.fit().model.event_pos] == pd.Timestamp("2020-08-31")
+    with pytest.raises(ParameterError, match="unknown period label"):
+        validate_parameters(**common, period_label="middle")

@@ -55,6 +55,9 @@ class PlaceboResult:
 
     def to_dict(self) -> dict[str, Any]:
         est = self.table["estimate"].dropna().to_numpy()
+        # Quantiles of a handful of placebos would be interpolation; show the range instead.
+        spread = ({"min": float(est.min()), "max": float(est.max())} if 0 < len(est) < 20 else
+                  {q: float(np.quantile(est, q)) for q in (0.025, 0.5, 0.975)} if len(est) else {})
         return {
             "method": "in-time placebo: the same model refitted on pre-event data with fake event dates",
             "term": self.term,
@@ -65,7 +68,7 @@ class PlaceboResult:
             "post_periods": self.post_periods,
             "p_value": self.p_value,
             "n_as_extreme": int(np.sum(np.abs(est) >= abs(self.real))),
-            "placebo_quantiles": {q: float(np.quantile(est, q)) for q in (0.025, 0.5, 0.975)} if len(est) else {},
+            "placebo_spread": spread,
             "placebos": [
                 {"date": d, "estimate": e, "std_error": s, "note": n}
                 for d, e, s, n in self.table[["date", "estimate", "std_error", "note"]].itertuples(index=False)
@@ -79,7 +82,7 @@ def placebo_in_time(
     event: Any,
     real: float,
     n_placebos: int = 40,
-    min_pre: int = 60,
+    min_pre: int | None = None,
     post_periods: int | None = None,
     its_kwargs: Mapping[str, Any] | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
@@ -97,8 +100,10 @@ def placebo_in_time(
         The real estimate of the compared term (its log rate ratio for count families).
     n_placebos : int
         How many placebo dates, evenly spaced over the eligible pre-event periods.
-    min_pre : int
-        Periods required before a placebo date.
+    min_pre : int, optional
+        Periods required before a placebo date. Default: 60 days, 26 weeks, 24 months,
+        12 quarters or 10 years; with annual Fourier terms at least one year and a day
+        (the engine's own minimum for them).
     post_periods : int, optional
         Periods after each placebo date in its fit (default: as many as fit before the real
         event, at most a third of the pre-event data, at least 14).
@@ -138,9 +143,17 @@ def placebo_in_time(
     fit_kwargs = dict(fit_kwargs or {})
     its_kwargs.pop("exclude", None)  # transition periods belong to the real event
     term = "treated_level" if its_kwargs.get("control") else "level"
-    idx = data.index
-    t_event = int(idx.searchsorted(pd.Timestamp(event)))
-    pre = data.iloc[:t_event]
+    # The engine's own rule places the event (period start or end labels alike), so that
+    # no placebo window reaches into the event period.
+    probe = ITS(data, event=event, **its_kwargs)
+    t_event = int(probe.event_pos)
+    kind = probe.frame.freq.kind
+    if min_pre is None:
+        min_pre = {"D": 60, "W": 26, "M": 24, "Q": 12, "Y": 10}.get(kind, 24)
+        if its_kwargs.get("fourier") and probe.frame.freq.periods_per_year:
+            min_pre = max(min_pre, int(np.ceil(probe.frame.freq.periods_per_year)) + 1)
+    # every row labelled before the event period (the data may skip missing periods)
+    pre = data[data.index < probe.frame.index[t_event]]
     n_pre = len(pre)
     L = post_periods if post_periods is not None else max(14, min(n_pre // 3, n_pre - min_pre))
     first, last = min_pre, n_pre - L
@@ -153,7 +166,7 @@ def placebo_in_time(
     rows = []
     for pos in positions:
         window = pre.iloc[: pos + L]
-        date = idx[pos]
+        date = pre.index[pos]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -35,6 +35,7 @@ __all__ = [
 MODEL_FAMILIES = ("negbin", "poisson", "quasipoisson", "gaussian")
 COV_TYPES = ("hac", "robust", "nonrobust")
 MEASURES = ("n_releases", "n_nuked")
+PERIOD_LABELS = ("auto", "start", "end")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ PARAMETERS: dict[str, Parameter] = {
         _p("series_csv", str, "", "a generic date,value[,series] CSV used instead of the bundled data"),
         _p("series_name", str, "", "which series of series_csv is the outcome (when it holds several)"),
         _p("control_series", str, "", "which series of series_csv is the control; empty: none"),
+        _p("period_label", str, "auto", "weekly and coarser dates mark each period's 'start' or 'end' ('auto': infer)"),
         _p("pre_periods", int, 365, "periods before the event in the estimation window"),
         _p("post_periods", int, 120, "periods from the event on in the estimation window"),
         _p("transition_periods", int, 1, "periods from the event on excluded from the fit (a raid that lands mid-day)"),
@@ -217,6 +219,9 @@ def _check_scalars(p: dict[str, Any]) -> None:
         raise ParameterError("model_family", p["model_family"], "unknown model family", accepted=MODEL_FAMILIES)
     if p["cov_type"] not in COV_TYPES:
         raise ParameterError("cov_type", p["cov_type"], "unknown covariance type", accepted=COV_TYPES)
+    if p["period_label"] not in PERIOD_LABELS:
+        raise ParameterError("period_label", p["period_label"], "unknown period label", accepted=PERIOD_LABELS,
+                             hint="'start' if a date marks the first day of its week or month")
     if p["measure"] not in MEASURES:
         raise ParameterError("measure", p["measure"], "unknown measure", accepted=MEASURES)
     if not 0 < p["alpha"] < 0.5:
@@ -351,6 +356,7 @@ class StudySpec:
             holidays=holidays,
             exclude=p["transition_periods"],
             name=self.outcome_label,
+            period_label=None if p["period_label"] == "auto" else p["period_label"],
         )
 
     def fit_kwargs(self) -> dict[str, Any]:
@@ -551,6 +557,10 @@ def _load_csv_series(p: dict[str, Any], root: Path):
     if not path.is_file():
         raise ParameterError("series_csv", p["series_csv"], "file not found", hint="give a date,value[,series] CSV")
     outcome = read_indicator_csv(path, series=p["series_name"] or None)
+    if isinstance(outcome.index, pd.DatetimeIndex) and outcome.index.freq is not None:
+        # A CSV's dates carry no convention: drop the anchored frequency the reader set, so
+        # that weekly dates count as week *starts* unless period_label says 'end'.
+        outcome.index = pd.DatetimeIndex(outcome.index, freq=None)
     control = read_indicator_csv(path, series=p["control_series"]) if p["control_series"] else None
     if control is not None:
         control = control.reindex(outcome.index)
@@ -574,7 +584,7 @@ def _n_pre_params(p: dict[str, Any], freq: str) -> int:
     return k
 
 
-def event_position(series: pd.Series, event_date: pd.Timestamp) -> int:
+def event_position(series: pd.Series, event_date: pd.Timestamp, period_label: str | None = None) -> int:
     """Position in ``series`` (a regular series) of the period that contains ``event_date``.
 
     The same rule as the ITS engine's, so that the window, the model and the narrative
@@ -582,7 +592,8 @@ def event_position(series: pd.Series, event_date: pd.Timestamp) -> int:
     """
     from ._its_core import normalize_data, resolve_event
 
-    frame = normalize_data(series.rename("y").to_frame(), outcome="y", control=None, offset=None, freq=None)
+    frame = normalize_data(series.rename("y").to_frame(), outcome="y", control=None, offset=None, freq=None,
+                           period_label=None if period_label in (None, "auto") else period_label)
     if len(frame.index) != len(series):
         raise DataError("the indicator series is not on a regular grid; pass one row per period")
     return resolve_event(frame, event_date)
@@ -591,7 +602,9 @@ def event_position(series: pd.Series, event_date: pd.Timestamp) -> int:
 def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: str):
     idx = outcome_full.index
     first, last = idx[0], idx[-1]
-    if not (first <= event_date <= last):
+    try:
+        t0 = event_position(outcome_full, event_date, p["period_label"])
+    except DataError:
         from . import events as _events
 
         inside = _events.within(_events.load_events(), first, last)
@@ -600,8 +613,14 @@ def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: s
             name, p[name], f"the event date {event_date.date()} lies outside the data ({first.date()} to {last.date()})",
             accepted=list(inside["event_id"]) if name == "event_id" else None,
             hint="choose an event inside the data window, or other data with series_csv",
+        ) from None
+    if t0 - p["pre_periods"] < 0:
+        import warnings
+
+        warnings.warn(
+            f"pre window cut by the start of the data: {t0} of {p['pre_periods']} pre-event periods available",
+            stacklevel=3,
         )
-    t0 = event_position(outcome_full, event_date)
     lo = max(0, t0 - p["pre_periods"])
     hi = min(len(idx), t0 + p["post_periods"])
     outcome = outcome_full.iloc[lo:hi]

@@ -70,6 +70,8 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
     sentences : mapping, optional
         Generated narrative sentences, stored so that reports quote the same words.
     """
+    from .spec import event_position
+
     p = spec.parameters
     body = results.to_dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
     event = spec.event.to_dict()
@@ -90,6 +92,8 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
             "window_start": spec.outcome.index[0],
             "window_end": spec.outcome.index[-1],
             "n_periods": int(len(spec.outcome)),
+            "event_period": spec.outcome.index[event_position(spec.outcome, spec.event_date, p["period_label"])],
+            "period_label": p["period_label"],
             "n_missing": int(spec.outcome.isna().sum()),
             "missing_dates": [d for d in spec.outcome.index[spec.outcome.isna()]],
             "simulated": bool(spec.simulated),
@@ -140,8 +144,8 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
     import datetime as _dt
 
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     clear_artefacts(out)
+    out.mkdir(parents=True, exist_ok=True)
     record = {
         "status": "running",
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -154,21 +158,53 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
     return write_json(out / "run.json", record)
 
 
-#: What a run writes into its directory; cleared before a new run so that nothing from an
-#: earlier run can sit beside the new one.
-ARTEFACTS = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", "figures", "tables")
+#: Files every run writes at the top of its directory, besides run.json.
+RUN_FILES = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", ".notebook.partial.ipynb")
 
 
 def clear_artefacts(out: Path) -> None:
-    """Remove an earlier run's artefacts from a run directory (``run.json`` is rewritten)."""
-    import shutil
+    """Remove an earlier raidstudy run's artefacts from ``out``, and nothing else.
 
-    for name in ARTEFACTS:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
+    Only a folder that a run has marked with its ``run.json`` is cleared: the fixed run
+    files, and the figures and tables that run recorded (empty ``figures/`` and
+    ``tables/`` folders go too). A non-empty folder without ``run.json`` is refused, so a
+    mistyped ``output_dir`` never deletes a user's own files.
+
+    Raises
+    ------
+    ParameterError
+        ``out`` holds files but no ``run.json``.
+    """
+    import json
+
+    from .errors import ParameterError
+
+    if not out.exists():
+        return
+    run = out / "run.json"
+    if not run.exists():
+        # papermill run by hand may already have put its output notebook here
+        if any(not f.name.endswith(".ipynb") for f in out.iterdir()):
+            raise ParameterError(
+                "output_dir", out.as_posix() if out.is_absolute() else str(out),
+                "is a folder with files that no raidstudy run wrote (it has no run.json)",
+                hint="choose a new or empty folder, e.g. results/my-study",
+            )
+        return
+    try:
+        record = json.loads(run.read_text())
+    except ValueError:
+        record = {}
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for rel in [f for files in (record.get("artefacts") or {}).values() for f in files]:
+        target = (out / rel).resolve()
+        if out.resolve() in target.parents:  # never outside the run directory
             target.unlink(missing_ok=True)
+    for sub in ("figures", "tables"):
+        d = out / sub
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
 
 
 def _update_run_record(out: Path, **fields: Any) -> Path:
@@ -256,7 +292,7 @@ def data_sentence(spec) -> str:
     from .spec import event_position
 
     y = spec.outcome
-    t0 = event_position(y, spec.event_date)
+    t0 = event_position(y, spec.event_date, spec.parameters["period_label"])
     pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
     unit = {"D": "day", "W": "week", "M": "month", "MS": "month", "Y": "year", "YS": "year"}.get(
         spec.freq.split("-")[0], "period")
@@ -305,22 +341,39 @@ def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")
 
 
-#: The specification checks run by :func:`sensitivity_table` by default: each changes one
-#: choice of the main model (or two that belong together) and keeps the rest.
-DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
-    "main specification": {},
-    "two years before the event": {"pre_periods": 730},
-    "two years before, 2 annual Fourier pairs": {"pre_periods": 730, "fourier": 2},
-    "half the post window": {"post_periods": "half"},
-    "no transition period excluded": {"transition_periods": 0},
-    "three transition periods excluded": {"transition_periods": 3},
-    "no slope change": {"slope": False},
-    "quasi-Poisson family": {"model_family": "quasipoisson"},
-    "Gaussian family (OLS on counts)": {"model_family": "gaussian"},
-    "HAC lags by the rule of thumb": {"cov_type": "hac", "hac_lags": "rule"},
-    "HAC with 28 lags": {"cov_type": "hac", "hac_lags": "28"},
-    "P2P feed xrelp2p as control": {"control_feeds": "xrelp2p"},
-}
+#: Periods per year by the first letter of a pandas frequency string.
+_PERIODS_PER_YEAR = {"D": 365, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
+
+
+def default_variants(spec) -> dict[str, dict[str, Any]]:
+    """The specification checks :func:`sensitivity_table` runs by default.
+
+    Each changes one choice of the main model (or two that belong together) and keeps the
+    rest; lengths are in the series' own periods (two years is 730 days, 104 weeks or 24
+    months), and the variants that make no sense for the data are left out (annual terms
+    for yearly data, a P2P control for a user's own series, a month of HAC lags for
+    anything but daily data).
+    """
+    p = spec.parameters
+    ppy = _PERIODS_PER_YEAR.get(spec.freq[0].upper(), 0)
+    v: dict[str, dict[str, Any]] = {"main specification": {}}
+    if ppy > 1:
+        v["two years before the event"] = {"pre_periods": 2 * ppy}
+        v["two years before, 2 annual Fourier pairs"] = {"pre_periods": 2 * ppy, "fourier": 2}
+    v["half the post window"] = {"post_periods": "half"}
+    v["no transition period excluded"] = {"transition_periods": 0}
+    v["three transition periods excluded"] = {"transition_periods": 3}
+    v["no slope change"] = {"slope": False}
+    for fam, label in (("negbin", "negative binomial family"), ("quasipoisson", "quasi-Poisson family"),
+                       ("gaussian", "Gaussian family (OLS on counts)")):
+        if fam != p["model_family"]:
+            v[label] = {"model_family": fam}
+    v["HAC lags by the rule of thumb"] = {"cov_type": "hac", "hac_lags": "rule"}
+    if ppy == 365:
+        v["HAC with 28 lags (four weeks)"] = {"cov_type": "hac", "hac_lags": "28"}
+    if not p["series_csv"] and "xrelp2p" not in p["feeds"]:
+        v["P2P feed xrelp2p as control"] = {"control_feeds": "xrelp2p"}
+    return v
 
 
 def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
@@ -336,7 +389,7 @@ def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None 
     spec : StudySpec
         The main study.
     variants : mapping of label to parameter overrides, optional
-        Default :data:`DEFAULT_VARIANTS`. ``post_periods="half"`` halves the main window.
+        Default :func:`default_variants`. ``post_periods="half"`` halves the main window.
 
     Returns
     -------
@@ -356,7 +409,7 @@ def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None 
 
     rows = []
     alpha = spec.parameters["alpha"]
-    for label, over in (variants or DEFAULT_VARIANTS).items():
+    for label, over in (variants or default_variants(spec)).items():
         params = dict(spec.parameters)
         over = dict(over)
         if over.get("post_periods") == "half":
@@ -444,13 +497,17 @@ def placebo_check(spec, results):
 def placebo_sentence(placebo, *, event_label: str) -> str:
     """A quotable sentence on the placebo check, built from its numbers."""
     d = placebo.to_dict()
-    k, n = d["n_as_extreme"], d["n_placebos"]
-    q = d["placebo_quantiles"]
+    k, n, failed = d["n_as_extreme"], d["n_placebos"], d["n_failed"]
+    q = d["placebo_spread"]
     scale = "log rate ratio" if placebo.family != "gaussian" else "outcome"
+    spread = (f"the middle 95% of placebo jumps lie between {q[0.025]:+.3f} and {q[0.975]:+.3f}" if 0.025 in q
+              else f"placebo jumps range from {q['min']:+.3f} to {q['max']:+.3f}")
     return (
         f"Refitted at {n} placebo dates before {event_label} (each with {d['post_periods']} periods after it, "
-        f"pre-event data only), the model found a jump at least as large as the real one "
-        f"({d['real']:+.3f} on the {scale} scale) {k} time{'s' if k != 1 else ''}: placebo p = {d['p_value']:.3f}"
-        + (f" (the smallest p-value {n} placebos can give)" if k == 0 else "") + "; "
-        f"the middle 95% of placebo jumps lie between {q[0.025]:+.3f} and {q[0.975]:+.3f}."
+        f"pre-event data only"
+        + (f"; {failed} further date{'s' if failed != 1 else ''} could not be fitted" if failed else "")
+        + f"), the model found a jump at least as large as the real one ({d['real']:+.3f} on the {scale} scale) "
+        f"{k} time{'s' if k != 1 else ''}: placebo p = {d['p_value']:.3f}"
+        + (f" (the smallest p-value {n} placebos can give)" if k == 0 else "")
+        + f"; {spread}."
     )
