@@ -74,7 +74,7 @@ import pandas as pd
 from . import __version__
 from ._io import atomic_write_bytes, sha256_bytes, sha256_file, write_json
 from .errors import DataError, ParameterError
-from .paths import processed_dir, repo_root
+from .paths import display_path, processed_dir
 from .releases import FAMILIES
 
 __all__ = [
@@ -137,11 +137,7 @@ def _dir(data_dir) -> Path:
 
 
 def _rel(p: Path) -> str:
-    p = Path(p).resolve()
-    try:
-        return p.relative_to(repo_root()).as_posix()
-    except ValueError:
-        return p.name
+    return display_path(p)
 
 
 _CACHE: dict[tuple, Any] = {}

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._io import atomic_path, sha256_file, write_json
-from .paths import default_dumps_dir, interim_dir, repo_root
+from .paths import default_dumps_dir, display_path, interim_dir
 from .releases import NUKED_CODES, RELEASES_SCHEMA, groups_from_titles, section_families
 from .sources import nzedb
 
@@ -67,23 +67,6 @@ RELEASES_FILE = "releases.parquet"
 DUMPS_FILE = "dumps.parquet"
 REPORT_FILE = "ingest_report.json"
 MAX_EXAMPLES = nzedb.MAX_EXAMPLES
-
-
-def display_path(p: str | os.PathLike) -> str:
-    """``p`` relative to the repository root (or to ``../shared``) when possible, else its name.
-
-    Used for everything written to disk so that no absolute machine path is recorded.
-    """
-    root = repo_root()
-    # try the path as given (made absolute, links kept) before the resolved one, so that a
-    # ../shared that is a symbolic link is still recorded as ../shared/...
-    for cand in (Path(os.path.abspath(p)), Path(p).resolve()):
-        for base, prefix in ((root, ""), (root.parent, "../")):
-            try:
-                return prefix + cand.relative_to(base).as_posix()
-            except ValueError:
-                continue
-    return Path(p).name
 
 
 def _unquote(arr):

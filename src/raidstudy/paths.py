@@ -17,6 +17,7 @@ __all__ = [
     "results_dir",
     "shared_dir",
     "default_dumps_dir",
+    "display_path",
 ]
 
 
@@ -70,3 +71,22 @@ def default_dumps_dir() -> Path:
         if cand.is_dir():
             return cand
     return raw_dir() / "nzedb"
+
+
+def display_path(p: str | os.PathLike, *, keep_absolute: bool = False) -> str:
+    """``p`` relative to the repository root (or as ``../shared/...``) when possible.
+
+    Used for every path written to disk or shown to the user, so that no machine path is
+    recorded. A path outside both is returned as its file name, or as given (absolute)
+    with ``keep_absolute=True`` (for messages that must say where a file is).
+    """
+    root = repo_root()
+    # try the path as given (made absolute, links kept) before the resolved one, so that a
+    # ../shared that is a symbolic link is still recorded as ../shared/...
+    for cand in (Path(os.path.abspath(p)), Path(p).resolve()):
+        for base, prefix in ((root, ""), (root.parent, "../")):
+            try:
+                return prefix + cand.relative_to(base).as_posix()
+            except ValueError:
+                continue
+    return Path(p).as_posix() if keep_absolute else Path(p).name

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ._io import atomic_write_text
 from .errors import ParameterError, RaidstudyError
-from .paths import repo_root
+from .paths import display_path, repo_root
 
 __all__ = [
     "RunError",
@@ -203,10 +203,7 @@ def _record_failure(out: Path, err: BaseException) -> None:
 
 
 def _relpath(p: Path) -> str:
-    try:
-        return p.resolve().relative_to(repo_root()).as_posix()
-    except ValueError:
-        return p.as_posix()
+    return display_path(p, keep_absolute=True)
 
 
 # ----------------------------------------------------------------------------- batches

@@ -501,10 +501,9 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
 
 
 def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+    from .paths import display_path
+
+    return display_path(path, keep_absolute=True)
 
 
 def _load_bundled(p: dict[str, Any], root: Path):
