@@ -11,7 +11,7 @@ yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[1]
 
 # conda-forge names that differ from PyPI names
-CONDA_TO_PYPI = {"python": None, "pip": None}
+CONDA_TO_PYPI = {"python": None, "pip": None, "python-isal": "isal"}
 
 
 def _split(req: str) -> tuple[str, str]:
@@ -63,5 +63,5 @@ def test_environment_installs_the_package_itself():
 def test_python_versions_agree():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    py = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
+    py = [d for d in env["dependencies"] if isinstance(d, str) and _split(d)[0] == "python"]
     assert py == [f"python{data['project']['requires-python']}"]

@@ -224,7 +224,7 @@ class ITS:
 
     # ------------------------------------------------------------------ fit
     def fit(self, *, cov_type: str = "hac", maxlags: int | None = None, small_sample: bool = False,
-            **cov_config: Any) -> "ITSResults":
+            use_t: bool | None = None, **cov_config: Any) -> "ITSResults":
         """Estimate the model.
 
         Parameters
@@ -247,6 +247,12 @@ class ITS:
             Multiply the covariance by n/(n-k) and use t(n-k) for tests and
             intervals: with ``cov_type="hac"`` and the gaussian family this is
             exactly Stata's ``newey`` (and ``itsa``).
+        use_t : bool, optional
+            Reference distribution for tests and intervals: t(n-k) if True, the normal if
+            False. The default (None) uses t for the gaussian family or with
+            ``small_sample``, else the normal. ``use_t=True`` with a quasi-Poisson model and
+            ``cov_type="nonrobust"`` gives the p-values of R's ``summary.glm``; the
+            covariance itself is never rescaled by this option (statsmodels' ``use_t``).
         **cov_config
             ``kernel="bartlett"`` (the only kernel); ``prewhite=True`` for the
             Andrews-Monahan VAR(1)-prewhitened HAC (as R sandwich's ``prewhite``; off by
@@ -258,6 +264,8 @@ class ITS:
         """
         if cov_type not in COV_TYPES:
             raise ParameterError("cov_type", cov_type, "is not a supported covariance", accepted=COV_TYPES)
+        if use_t not in (None, True, False):
+            raise ParameterError("use_t", use_t, "must be True, False or None (automatic)")
         kernel = cov_config.pop("kernel", "bartlett")
         if kernel != "bartlett":
             raise ParameterError("kernel", kernel, "is not supported", accepted=["bartlett"])
@@ -307,7 +315,8 @@ class ITS:
         V = covariance(Xf, u, w, h, cov_type=cov_type, maxlags=maxlags or 0, small_sample=small_sample,
                        scale=state.scale, tpos=d.tpos[d.fit], group=d.group[d.fit], n_grid=len(self.frame.index),
                        prewhite=prewhite)
-        res = ITSResults(self, state, V, cov_type=cov_type, maxlags=maxlags, small_sample=bool(small_sample))
+        res = ITSResults(self, state, V, cov_type=cov_type, maxlags=maxlags, small_sample=bool(small_sample),
+                         use_t=use_t)
         res.prewhite = prewhite
         res.lag_rule = lag_rule or ("fixed" if cov_type == "hac" else None)
         return res
@@ -363,7 +372,7 @@ class ITSResults:
     """
 
     def __init__(self, model: ITS, state: FitState, cov: np.ndarray, *, cov_type: str, maxlags: int | None,
-                 small_sample: bool):
+                 small_sample: bool, use_t: bool | None = None):
         self.model = model
         self._state = state
         self.cov_type = cov_type
@@ -378,7 +387,7 @@ class ITSResults:
         self.cov_params = pd.DataFrame(cov, index=names, columns=names)
         self.std_errors = pd.Series(np.sqrt(np.diag(cov)), index=names, name="std_error")
         self.tvalues = (self.params / self.std_errors).rename("t")
-        self.use_t = self.family == "gaussian" or small_sample
+        self.use_t = bool(self.family == "gaussian" or small_sample) if use_t is None else bool(use_t)
         if self.use_t:
             self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues), self.df_resid), index=names, name="p_value")
         else:
