@@ -239,18 +239,13 @@ class _Cleaner:
         key = _lower_key(quoted)
 
         # Duplicates inside the batch: keep the first copy, remember the copies' time range.
-        enc = pc.dictionary_encode(key)
-        code = enc.indices.to_numpy()
-        nd = len(enc.dictionary)
-        ar = np.arange(n, dtype=np.int64)
-        first = np.empty(nd, dtype=np.int64)
-        first[code[::-1]] = ar[::-1]
-        is_first = first[code] == ar
+        is_dup, rep = _dedup_first(key)
+        is_first = ~is_dup
         tsi = ts.cast(pa.int64()).to_numpy()
-        lo = np.full(nd, np.iinfo(np.int64).max, dtype=np.int64)
-        hi = np.full(nd, np.iinfo(np.int64).min, dtype=np.int64)
-        np.minimum.at(lo, code, tsi)
-        np.maximum.at(hi, code, tsi)
+        lo = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        hi = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(lo, rep, tsi)  # indexed by each title's first row
+        np.maximum.at(hi, rep, tsi)
         keep = None if is_first.all() else pa.array(is_first)
 
         def pick(a):
@@ -266,7 +261,7 @@ class _Cleaner:
                 "file_index": pc.filter(col["file_index"], dmask), "line": pc.filter(col["line"], dmask),
             })
             dups = dups.append_column("feed", feed_values.take(dups["feed_code"])).drop_columns(["feed_code"])
-        title_u, fcode = _strip_quotes(pick(quoted)), code[is_first]
+        title_u = _strip_quotes(pick(quoted))
         sec_values, sec_idx = _unquote_codes(col["category"])
         section = pc.fill_null(sec_values, "").take(pick(sec_idx))
         nk_values, nk_idx = _unquote_codes(col["nuked"])
@@ -290,8 +285,8 @@ class _Cleaner:
             "origin": pa.DictionaryArray.from_arrays(fi_u, self.origins),
             "line": pick(col["line"]),
             "key": pick(key),
-            "ts_min": pa.array(lo[fcode]),
-            "ts_max": pa.array(hi[fcode]),
+            "ts_min": pa.array(lo[is_first]),
+            "ts_max": pa.array(hi[is_first]),
         })
         key_u = rows.column("key").chunk(0) if rows.column("key").num_chunks == 1 else \
             rows.column("key").combine_chunks()
