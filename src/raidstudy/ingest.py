@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,8 +344,6 @@ def _int64s(col: pa.ChunkedArray) -> np.ndarray:
 
 def _dedup_parts(parts: Sequence[_Batch], n: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_dedup_first` over the batches' rows, one thread per key part (see :class:`_Batch`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     is_dup = np.zeros(n, dtype=bool)
     rep = np.arange(n, dtype=np.int64)
     offsets = np.cumsum([0] + [b.rows.num_rows for b in parts])
@@ -463,8 +462,6 @@ def ingest_tables(
         rows, k = item
         rows = rows.drop_columns(["key", "ts_min", "ts_max"])
         return (rows if k.all() else rows.filter(pa.array(k))).cast(RELEASES_SCHEMA)
-
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         out = list(pool.map(final, pieces))
