@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raidstudy.releases import FAMILIES, group_from_title, groups_from_titles, section_families, section_family
 
@@ -46,3 +48,12 @@ def test_group_from_title():
     assert group_from_title("ends-with-") == ""
     titles = ["a-B", "nogroup", "x-y-Z", "ends-"]
     assert groups_from_titles(pa.array(titles)).to_pylist() == [group_from_title(t) for t in titles]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from("a-Z.é-ü_ \u2010\u00ad"), max_size=12), max_size=30),
+       st.integers(0, 5))
+def test_groups_from_titles_matches_the_scalar_rule(titles, start):
+    """The buffer-level group search (any length, offset, non-ASCII text) is the scalar rule."""
+    arr = pa.array(titles, pa.string()).slice(min(start, len(titles)))
+    assert groups_from_titles(arr).to_pylist() == [group_from_title(t) for t in titles[start:]]

@@ -47,6 +47,7 @@ checked in ``tests/test_releases.py``.
 """
 from __future__ import annotations
 
+import functools
 
 import numpy as np
 import pyarrow as pa
@@ -59,6 +60,7 @@ __all__ = [
     "NUKED_CODES",
     "section_family",
     "section_families",
+    "family_codes",
     "group_from_title",
     "groups_from_titles",
     "empty_releases",
@@ -151,7 +153,13 @@ _TITLE_RULES: tuple[tuple[str, str], ...] = (
 
 
 _FAM_CODE = {f: i for i, f in enumerate(FAMILIES)}
-_FAM_ARRAY = pa.array(list(FAMILIES), pa.string())
+
+
+@functools.cache
+def families_array() -> pa.StringArray:
+    """:data:`FAMILIES` as an Arrow array (built on first use: ``pa.array`` makes pyarrow
+    import pandas, which importing this module should not pay for)."""
+    return pa.array(list(FAMILIES), pa.string())
 
 
 def _as_string_array(values) -> pa.Array:
@@ -164,16 +172,17 @@ def _as_string_array(values) -> pa.Array:
     return values
 
 
-def _section_codes(sections: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _section_codes(sections) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the family code of the section (the default one for ``?`` sections) and
-    whether the title decides (vectorised over the distinct sections)."""
-    sections = pc.fill_null(sections, "")
-    enc = pc.dictionary_encode(sections)
-    uniq = enc.dictionary.to_pylist()
+    whether the title decides (worked out once per distinct section; a dictionary-encoded
+    column is used as it is)."""
+    if not (isinstance(sections, pa.DictionaryArray) and sections.null_count == 0):
+        sections = pc.dictionary_encode(pc.fill_null(sections, ""))
+    uniq = pc.fill_null(sections.dictionary, "").to_pylist()
     fam = [_lookup(s) for s in uniq]
     code = np.array([_FAM_CODE["other" if f == _GUESS else f.lstrip(_GUESS)] for f in fam] or [0], np.int8)
     guess = np.array([f.startswith(_GUESS) for f in fam] or [False], bool)
-    idx = enc.indices.to_numpy(zero_copy_only=False)
+    idx = sections.indices.to_numpy(zero_copy_only=False)
     return code[idx], guess[idx]
 
 
@@ -213,7 +222,7 @@ def section_families(sections, titles=None) -> pa.Array:
     Parameters
     ----------
     sections : array-like of str
-        Raw section strings (None/'' allowed).
+        Raw section strings (None/'' allowed), or a dictionary-encoded array of them.
     titles : array-like of str, optional
         Release titles, used where the section says nothing about the content.
 
@@ -222,14 +231,24 @@ def section_families(sections, titles=None) -> pa.Array:
     pyarrow.StringArray
         One :data:`FAMILIES` member per input.
     """
-    sections = _as_string_array(sections)
+    return families_array().take(pa.array(family_codes(sections, titles)))
+
+
+def family_codes(sections, titles=None) -> np.ndarray:
+    """:func:`section_families` as positions in :data:`FAMILIES` (int8).
+
+    The ingest keeps families as a dictionary column (these codes over :data:`FAMILIES`)
+    until the releases table is written.
+    """
+    if not isinstance(sections, pa.DictionaryArray):
+        sections = _as_string_array(sections)
     codes, guess = _section_codes(sections)
     if titles is not None and guess.any():
         titles = _as_string_array(titles)
         idx = np.flatnonzero(guess)
         sub_titles = titles if len(idx) == len(titles) else titles.take(pa.array(idx))
         codes[idx] = _from_titles(pc.fill_null(sub_titles, ""), codes[idx])
-    return _FAM_ARRAY.take(pa.array(codes))
+    return codes
 
 
 def section_family(section: str | None, title: str | None = None) -> str:
@@ -263,8 +282,33 @@ def groups_from_titles(titles) -> pa.Array:
     """Vectorised :func:`group_from_title` (pyarrow string array in, string array out)."""
     if not isinstance(titles, (pa.Array, pa.ChunkedArray)):
         titles = pa.array(list(titles), pa.string())
+    if isinstance(titles, pa.Array) and titles.type == pa.string() and titles.null_count == 0:
+        return _groups_of_strings(titles)
     g = pc.struct_field(pc.extract_regex(titles, r"-(?P<g>[^-]*)$"), [0])
     return pc.fill_null(g, "")
+
+
+def _groups_of_strings(titles: pa.StringArray) -> pa.StringArray:
+    """The text after each title's last ``-``, found on the raw buffers (no nulls).
+
+    The byte 0x2D never occurs inside a multi-byte UTF-8 sequence, so a byte search finds
+    the same ``-`` as a character search; a third faster than the regular expression.
+    """
+    n = len(titles)
+    if n == 0:
+        return pa.array([], pa.string())
+    off = np.frombuffer(titles.buffers()[1], np.int32, n + 1, titles.offset * 4).astype(np.int64)
+    data = np.frombuffer(titles.buffers()[2], np.uint8) if titles.buffers()[2] else np.zeros(0, np.uint8)
+    dash = np.flatnonzero(data[: off[-1]] == 0x2D)
+    last = np.searchsorted(dash, off[1:]) - 1  # the last dash before each title's end
+    pos = dash[np.maximum(last, 0)] if len(dash) else np.full(n, -1)
+    found = (last >= 0) & (pos >= off[:-1])
+    start = np.where(found, pos + 1, off[1:])
+    length = off[1:] - start
+    out_off = np.zeros(n + 1, np.int64)
+    np.cumsum(length, out=out_off[1:])
+    src = np.repeat(start - out_off[:-1], length) + np.arange(out_off[-1])
+    return pa.StringArray.from_buffers(n, pa.py_buffer(out_off.astype(np.int32)), pa.py_buffer(data[src]))
 
 
 def group_from_title(title: str) -> str:

@@ -44,7 +44,9 @@ __all__ = [
     "FileResult",
     "list_dumps",
     "read_dump_file",
+    "read_dump_batch",
     "read_dumps",
+    "default_threads",
     "MAX_EXAMPLES",
 ]
 
@@ -196,7 +198,6 @@ def _slow_parse(data: bytes, res: FileResult) -> pa.Table:
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    res.n_lines = len(lines)
     cols: dict[str, list] = {k: [] for k in _KEEP}
     numbers: list[int] = []
     bad_bytes = 0
@@ -255,6 +256,71 @@ _CONVERT_OPTS = pacsv.ConvertOptions(
 )
 
 
+def _load(dump: DumpFile, index: int, checksum: bool) -> tuple[FileResult, bytes, int]:
+    """Read, checksum and decompress one dump, set aside the incomplete last line of a cut-off
+    file and repair undecodable bytes: returns its FileResult (``n_lines`` counted), its text
+    and the number of lines in that text. ``unreadable`` is set when nothing could be read."""
+    res = FileResult(index=index, relpath=dump.relpath)
+    try:
+        raw = dump.path.read_bytes()
+    except OSError as exc:
+        res.unreadable, res.problem = True, f"cannot read: {exc.strerror or exc}"
+        return res, b"", 0
+    if checksum:
+        res.sha256 = hashlib.sha256(raw).hexdigest()
+    try:
+        data, res.problem = _decompress(raw)
+    except zlib.error as exc:
+        res.unreadable, res.problem = True, f"not a readable gzip file ({exc})"
+        return res, b"", 0
+    del raw
+    if res.problem is not None and data:
+        # The last line of a cut-off file is incomplete: count it, do not parse it.
+        cut = data.rfind(b"\n")
+        tail = data[cut + 1:]
+        data = data[: cut + 1]
+        if tail:
+            res.skip("truncated_line", tail)
+            res.n_lines += 1
+    if not data:
+        return res, data, 0
+    if not data.isascii():
+        res.is_ascii = False
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = _repair_utf8(data, res)
+    # numpy counts bytes with SIMD, about 2.5 x faster than bytes.count here
+    n_text = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 0x0A)) + (0 if data.endswith(b"\n") else 1)
+    res.n_lines += n_text
+    return res, data, n_text
+
+
+def _fast_parse(data: bytes) -> pa.Table | None:
+    """Arrow's CSV reader on dump text (None if some line does not split into 23 pieces)."""
+    try:
+        # Delimiter: one tab. A well-formed line then has 23 pieces, the odd ones being the
+        # empty gaps inside each two-tab separator; any other count raises and the exact
+        # line-by-line path takes over (it counts wrong field counts, blank lines, etc.).
+        tbl = pacsv.read_csv(pa.py_buffer(data), read_options=_READ_OPTS,
+                             parse_options=_PARSE_OPTS, convert_options=_CONVERT_OPTS)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return tbl.rename_columns(list(_KEEP))
+
+
+def _parse(data: bytes, n_text: int, res: FileResult) -> pa.Table:
+    """One file's text -> raw columns plus ``line`` and ``file_index`` (fast path, or the exact
+    line-by-line path when the fast path's row count differs from the line count)."""
+    tbl = _fast_parse(data) if data else None
+    if tbl is None or tbl.num_rows != n_text:
+        tbl = _slow_parse(data, res)
+    else:
+        tbl = tbl.append_column("line", pa.array(np.arange(1, n_text + 1, dtype=np.int32)))
+    res.n_rows = tbl.num_rows
+    return tbl.append_column("file_index", pa.array(np.full(tbl.num_rows, res.index, dtype=np.int32)))
+
+
 def read_dump_file(dump: DumpFile, index: int = 0, checksum: bool = True) -> FileResult:
     """Read one dump into raw string columns, with exact line accounting.
 
@@ -271,68 +337,68 @@ def read_dump_file(dump: DumpFile, index: int = 0, checksum: bool = True) -> Fil
     -------
     FileResult
         ``table`` has the columns ``title, nuked, nukereason, category, predate,
-        source`` (raw field text, still quoted) plus ``file_index`` and ``line``.
+        source`` (raw field text, still quoted) plus ``line`` and ``file_index``.
         ``unreadable`` is set (and ``table`` is None) when nothing could be read.
     """
-    res = FileResult(index=index, relpath=dump.relpath)
-    try:
-        raw = dump.path.read_bytes()
-    except OSError as exc:
-        res.unreadable, res.problem = True, f"cannot read: {exc.strerror or exc}"
-        return res
-    if checksum:
-        res.sha256 = hashlib.sha256(raw).hexdigest()
-    try:
-        data, res.problem = _decompress(raw)
-    except zlib.error as exc:
-        res.unreadable, res.problem = True, f"not a readable gzip file ({exc})"
-        return res
-    del raw
-    if res.problem is not None and data:
-        # The last line of a cut-off file is incomplete: count it, do not parse it.
-        cut = data.rfind(b"\n")
-        tail = data[cut + 1:]
-        data = data[: cut + 1]
-        if tail:
-            res.skip("truncated_line", tail)
-            res.n_lines += 1
-    if not data:
-        extra = res.n_lines
-        res.table = _slow_parse(b"", res)
-        res.n_lines += extra
-        return _finish(res)
-    if not data.isascii():
-        res.is_ascii = False
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            data = _repair_utf8(data, res)
-    n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    try:
-        # Delimiter: one tab. A well-formed line then has 23 pieces, the odd ones being the
-        # empty gaps inside each two-tab separator; any other count raises and the exact
-        # line-by-line path takes over (it counts wrong field counts, blank lines, etc.).
-        tbl = pacsv.read_csv(pa.py_buffer(data), read_options=_READ_OPTS,
-                             parse_options=_PARSE_OPTS, convert_options=_CONVERT_OPTS)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        tbl = None
-    if tbl is None or tbl.num_rows != n_lines:
-        extra = res.n_lines
-        res.table = _slow_parse(data, res)
-        res.n_lines += extra
-        return _finish(res)
-    res.n_lines += n_lines
-    tbl = tbl.rename_columns(list(_KEEP))
-    res.table = tbl.append_column("line", pa.array(np.arange(1, tbl.num_rows + 1, dtype=np.int32)))
-    return _finish(res)
-
-
-def _finish(res: FileResult) -> FileResult:
-    t = res.table
-    n = t.num_rows
-    res.n_rows = n
-    res.table = t.append_column("file_index", pa.array(np.full(n, res.index, dtype=np.int32)))
+    res, data, n_text = _load(dump, index, checksum)
+    if not res.unreadable:
+        res.table = _parse(data, n_text, res)
     return res
+
+
+def read_dump_batch(items: Sequence[tuple[int, DumpFile]], checksum: bool = True,
+                    skip_unreadable: bool = False) -> tuple[list[FileResult], pa.Table | None]:
+    """Read consecutive dumps into one table of raw columns (as :func:`read_dump_file`).
+
+    The files' texts are parsed in one call of the CSV reader, which is faster and holds
+    the GIL less often than one call per file; if any line of the batch does not parse, each
+    file is parsed on its own (and the exact line-by-line path takes the faulty ones).
+
+    Parameters
+    ----------
+    items : sequence of (index, DumpFile)
+        The files with their positions in creation order.
+    checksum : bool
+        Record each compressed file's SHA-256.
+    skip_unreadable : bool
+        Read the other files when one is wholly unreadable (else stop at once).
+
+    Returns
+    -------
+    results : list of FileResult
+        One per file, in order, with the accounting (``table`` is None).
+    table : pyarrow.Table or None
+        The raw columns of every readable file, with ``line`` and ``file_index``; None when
+        a file is unreadable and ``skip_unreadable`` is False.
+    """
+    loaded = [_load(d, i, checksum) for i, d in items]
+    results = [r for r, _, _ in loaded]
+    if not skip_unreadable and any(r.unreadable for r in results):
+        return results, None
+    texts = [(r, d, n) for r, d, n in loaded if n]
+    total = sum(n for _, _, n in texts)
+    tbl = _fast_parse(b"".join(d if d.endswith(b"\n") else d + b"\n" for _, d, _ in texts)) if texts else None
+    if tbl is None or tbl.num_rows != total:
+        tables = [_parse(d, n, r) for r, d, n in loaded if not r.unreadable]
+        return results, pa.concat_tables(tables) if tables else None
+    counts = np.array([n for _, _, n in texts], np.int64)
+    for r, _, n in texts:
+        r.n_rows = n
+    line = np.arange(1, total + 1, dtype=np.int32)
+    line -= np.repeat((np.cumsum(counts) - counts).astype(np.int32), counts)  # restart at each file
+    tbl = tbl.append_column("line", pa.array(line))
+    return results, tbl.append_column("file_index", pa.array(
+        np.repeat(np.array([r.index for r, _, _ in texts], np.int32), counts)))
+
+
+def default_threads() -> int:
+    """Reader threads: one more than the CPUs (at most 8).
+
+    Part of each task holds the GIL (Python glue between the Arrow, ISA-L and numpy calls,
+    which release it), so one extra thread keeps every core busy: on 2 cores, 3 threads
+    read and clean the full nZEDb dumps about 10 % faster than 2.
+    """
+    return min(8, (os.cpu_count() or 1) + 1)
 
 
 def read_dumps(
@@ -342,7 +408,7 @@ def read_dumps(
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
     checksums: bool = True,
-    transform: Callable[[list[FileResult]], Any] | None = None,
+    transform: Callable[[list[FileResult], pa.Table | None], Any] | None = None,
     batch_files: int = 32,
 ) -> list[FileResult] | list[tuple[list[FileResult], Any]]:
     """Read many dumps in a thread pool (zlib and Arrow release the GIL).
@@ -355,14 +421,15 @@ def read_dumps(
         If False (default) a wholly unreadable file raises :class:`IngestError` naming
         it; if True it is returned with ``unreadable=True`` for the report.
     threads : int, optional
-        Worker threads (default: the number of CPUs, at most 8).
+        Worker threads (default :func:`default_threads`).
     progress : callable, optional
         Called with the number of files finished after each batch.
     checksums : bool
         Record each file's SHA-256.
     transform : callable, optional
-        Called in the worker thread with each batch of ``batch_files`` consecutive
-        :class:`FileResult` (the ingest cleans rows this way, in parallel).
+        Called in the worker thread with each batch of ``batch_files`` consecutive files as
+        ``transform(results, table)``, ``table`` being :func:`read_dump_batch`'s table of
+        their rows (the ingest cleans rows this way, in parallel).
     batch_files : int
         Files per task.
 
@@ -372,15 +439,16 @@ def read_dumps(
         Without ``transform``: the FileResults in the order of ``dumps``. With it: a list of
         ``(batch_results, transform_output)`` pairs, in order.
     """
-    threads = threads or min(8, os.cpu_count() or 1)
+    threads = threads or default_threads()
     batches = [list(enumerate(dumps))[i:i + batch_files] for i in range(0, len(dumps), batch_files)]
 
     def work(batch):
-        res = [read_dump_file(d, i, checksums) for i, d in batch]
-        bad = [r for r in res if r.unreadable]
-        if bad and not skip_unreadable:
+        if transform is None:
+            return [read_dump_file(d, i, checksums) for i, d in batch], None
+        res, table = read_dump_batch(batch, checksums, skip_unreadable)
+        if not skip_unreadable and any(r.unreadable for r in res):
             return res, None
-        return res, (transform(res) if transform is not None else None)
+        return res, transform(res, table)
 
     out: list = []
     with ThreadPoolExecutor(max_workers=threads) as pool:

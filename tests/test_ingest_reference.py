@@ -1,0 +1,102 @@
+"""The batched, threaded ingest against a line-by-line reference on random dumps.
+
+The ingest reads files in batches (one CSV parse per batch, per-file parsing when a batch
+holds a faulty line), deduplicates inside each batch, then across batches in key parts, and
+counts titles whose copies carry different pre times from per-batch time ranges. The
+reference below does the same job the obvious way, one line at a time, so any slip in the
+bookkeeping (first copy, accounting, conflict counts and examples) shows up as a difference.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import random
+
+import pytest
+
+from raidstudy import ingest
+from raidstudy.sources import nzedb
+
+from _datafixtures import line, write_dump
+
+_TIMES = ["2020-03-01 10:00:00", "2020-03-01 10:00:00", "2020-03-01 18:00:00", "2020-03-03 09:30:00"]
+_FEEDS = ["xrel", "xrelp2p", "#pre@corrupt", "xrel", "somewhere"]
+_SECTIONS = ["TV-X264", "PRE", "MP3", "X264", None]
+
+
+def _random_dumps(folder, seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [f"Show.{n}.S01E0{n % 7}.720p.WEB.h264-GRP{n % 5}" for n in range(25)]
+    pool += ["It's.Quoted-GRP", "Caf\u00e9.Titel-GRP", "NoGroupHere"]
+    for k in range(9):
+        lines = []
+        for _ in range(rng.randint(0, 40)):
+            t = rng.choice(pool)
+            t = t.upper() if rng.random() < 0.15 else t
+            lines.append(line(t, predate=rng.choice(_TIMES), source=rng.choice(_FEEDS),
+                              category=rng.choice(_SECTIONS)))
+        if k == 3:
+            lines.insert(2, b"\t\t".join([b"'Short-GRP'", b"\\N"]))  # wrong field count
+        if k == 5:
+            lines.append(line("Bad.Time-GRP", predate="2020-13-45 99:00:00"))
+        if k == 6:
+            lines.insert(1, line("Has\rCR-GRP"))  # the exact line-by-line path
+        write_dump(folder, 1583056800 + 86400 * k, lines)
+
+
+def _reference(dumps):
+    """Releases (title, feed, pre time, origin, line) and the duplicate counts, line by line."""
+    first: dict[str, tuple] = {}
+    copies: dict[str, list[tuple]] = {}
+    n_lines = 0
+    for fi, d in enumerate(dumps):
+        text = gzip.decompress(d.path.read_bytes()).decode("utf-8")
+        for no, raw in enumerate(text.split("\n")[:-1], 1):
+            n_lines += 1
+            fields = raw.removesuffix("\r").split("\t\t")
+            if len(fields) != 12:
+                continue
+            title, predate, feed = fields[0], fields[8], fields[9].strip("'")
+            if not (title.startswith("'") and title.endswith("'") and len(title) > 2):
+                continue
+            try:
+                when = dt.datetime.strptime(predate, "'%Y-%m-%d %H:%M:%S'")
+            except ValueError:
+                continue
+            if feed not in ingest.KNOWN_FEEDS:
+                continue
+            title = title[1:-1].replace("\\'", "'")
+            key = title.lower()
+            copy = (fi, no, title, feed, when, d.relpath)
+            copies.setdefault(key, []).append(copy)
+            first.setdefault(key, copy)
+    conflicts = [k for k in first if len({c[4] for c in copies[k]}) > 1]
+    far = [k for k in conflicts if max(abs((c[4] - first[k][4]).total_seconds()) for c in copies[k]) > 86400]
+    examples = ["; ".join(f"{c[2]} [{c[3]}] {c[4]:%Y-%m-%d %H:%M:%S} ({c[5]} line {c[1]})" for c in copies[k])
+                for k in conflicts[: ingest.MAX_EXAMPLES]]
+    kept = sorted(first.values())
+    return kept, n_lines, len(conflicts), len(far), examples
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("batch_files", [1, 2, 32])
+def test_ingest_matches_line_by_line_reference(tmp_path, seed, batch_files):
+    _random_dumps(tmp_path, seed)
+    dumps = nzedb.list_dumps(tmp_path)
+    batches = ingest.read_and_clean(dumps, batch_files=batch_files, threads=2)
+    releases, _, rep = ingest.ingest_tables(batches, dumps)
+    kept, n_lines, n_conflict, n_far, examples = _reference(dumps)
+
+    got = sorted(zip([dumps.index(next(d for d in dumps if d.relpath == o)) for o in releases["origin"].to_pylist()],
+                     releases["line"].to_pylist(), releases["title"].to_pylist(), releases["feed"].to_pylist(),
+                     [t.replace(tzinfo=None) for t in releases["pre_time"].to_pylist()],
+                     releases["origin"].to_pylist()))
+    assert got == kept
+    assert rep["lines_read"] == n_lines
+    assert rep["rows_kept"] == len(kept)
+    assert rep["accounting_balances"]
+    assert rep["duplicate_titles_with_different_times"] == n_conflict
+    assert rep["duplicate_titles_with_times_over_1_day_apart"] == n_far
+    assert rep["duplicate_titles_with_different_times_examples"] == examples
+    assert rep["skipped"]["wrong_field_count"] == 1 and rep["skipped"]["bad_timestamp"] == 1
+    assert rep["files_slow_path"] == [dumps[3].relpath, dumps[6].relpath]  # the faulty lines
