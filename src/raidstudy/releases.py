@@ -196,6 +196,33 @@ def _lookup(section: str) -> str:
     return _GUESS
 
 
+#: A word (ASCII, lower case) that every title matching the rule contains, in any case.
+_REQUIRED_WORD = {"xxx": b"xxx"}
+
+
+def _matches(titles: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(titles, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _may_contain(titles: pa.Array, word: bytes) -> np.ndarray:
+    """Which titles may contain ``word`` in any ASCII case: a superset (an occurrence may
+    straddle two neighbouring titles), so the rule's regular expression still decides."""
+    mask = np.zeros(len(titles), bool)
+    if isinstance(titles, pa.ChunkedArray):
+        titles = titles.combine_chunks()
+    if len(titles) == 0 or titles.buffers()[2] is None:
+        return mask
+    off = np.frombuffer(titles.buffers()[1], np.int32, len(titles) + 1, titles.offset * 4)
+    data = np.frombuffer(titles.buffers()[2], np.uint8)[off[0]:off[-1]]
+    lower = data | 0x20  # folds ASCII letters only onto their lower case
+    hit = lower[: len(lower) - len(word) + 1] == word[0]
+    for i, byte in enumerate(word[1:], 1):
+        hit &= lower[i: len(lower) - len(word) + 1 + i] == byte
+    pos = np.flatnonzero(hit) + off[0]
+    mask[np.searchsorted(off, pos, side="right") - 1] = True
+    return mask
+
+
 def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
     """Apply :data:`_TITLE_RULES` in order; each rule only sees the titles still undecided.
 
@@ -207,7 +234,14 @@ def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
     for fam, pat in _TITLE_RULES:
         if len(todo) == 0:
             break
-        hit = pc.fill_null(pc.match_substring_regex(cur, pat), False).to_numpy(zero_copy_only=False)
+        if fam in _REQUIRED_WORD:
+            # Most titles cannot match: a byte scan spares them the regular expression
+            # (its per-title cost dominates here).
+            hit = _may_contain(cur, _REQUIRED_WORD[fam])
+            if hit.any():
+                hit[hit] = _matches(cur.filter(pa.array(hit)), pat)
+        else:
+            hit = _matches(cur, pat)
         if hit.any():
             out[todo[hit]] = _FAM_CODE[fam]
             miss = ~hit
