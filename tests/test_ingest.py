@@ -212,3 +212,22 @@ def test_dedup_first_exact_on_chunked_keys():
     assert rep.tolist() == [0, 1, 0, 3, 1, 0, 3]
     e_dup, e_rep = _dedup_first(pa.chunked_array([], pa.string()))
     assert len(e_dup) == 0 and len(e_rep) == 0 and e_rep.dtype == np.int64
+
+
+def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch, tmp_path):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert ingest._progress(3, "reading dumps", quiet=False) is None  # not a terminal
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert ingest._progress(3, "reading dumps", quiet=True) is None
+    bar = ingest._progress(3, "reading dumps", quiet=False)
+    bar.update(3)
+    assert bar.n == 3
+    bar.close()
+    assert "reading dumps:" in sys.stderr.getvalue() and "0/3" in sys.stderr.getvalue()
