@@ -7,13 +7,16 @@ Usage::
 Times (1) ``zcat`` of every dump to /dev/null, (2) the full ingest (parse, deduplicate, write
 the releases table) and (3) the rebuild of the processed tables from the releases table.
 Steps 2 and 3 run in child processes so that their peak RSS (``wait4`` rusage) is honest.
-Targets (issue 4): ingest <= 2 x zcat, peak RSS < 4 GB, rebuild < 10 s. Nothing is written
-outside a temporary folder.
+Each run times zcat and then the ingest, so the ratio compares the two on the machine as it
+is at that moment (shared VMs drift by 10-20 % within minutes); the verdict uses the median
+ratio of the runs. Targets (issue 4): ingest <= 2 x zcat, peak RSS < 4 GB, rebuild < 10 s.
+Nothing is written outside a temporary folder.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +45,7 @@ def run_child(argv: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("raw_dir", nargs="?", default=None)
-    ap.add_argument("--runs", type=int, default=1, help="repeat and keep the best time of each step")
+    ap.add_argument("--runs", type=int, default=3, help="runs; the ratio is judged on their median")
     a = ap.parse_args()
     raw = Path(a.raw_dir) if a.raw_dir else default_dumps_dir()
     dumps = list_dumps(raw)
@@ -54,29 +57,36 @@ def main() -> int:
         with open(p, "rb") as fh:
             fh.read()
     py = sys.executable
-    best = {"zcat": 1e9, "ingest": 1e9, "rebuild": 1e9}
-    rss = {"ingest": 0.0, "rebuild": 0.0}
+    runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(a.runs):
+        for i in range(a.runs):
             t0 = time.perf_counter()
             with open(os.devnull, "wb") as null:
-                for i in range(0, len(paths), 500):
-                    subprocess.run(["zcat", *paths[i:i + 500]], stdout=null, check=True)
-            best["zcat"] = min(best["zcat"], time.perf_counter() - t0)
-            w, r = run_child([py, "-c", "import sys; from raidstudy import ingest; "
-                              "ingest.ingest(sys.argv[1], sys.argv[2], quiet=True)", str(raw), tmp])
-            best["ingest"], rss["ingest"] = min(best["ingest"], w), max(rss["ingest"], r)
-            w, r = run_child([py, "-c", "import sys; from raidstudy import indicators as I; "
-                              "I.build_processed(sys.argv[1] + '/releases.parquet', sys.argv[1] + '/processed')", tmp])
-            best["rebuild"], rss["rebuild"] = min(best["rebuild"], w), max(rss["rebuild"], r)
-    ratio = best["ingest"] / best["zcat"]
-    print(f"zcat to /dev/null     : {best['zcat']:6.2f} s")
-    print(f"full ingest           : {best['ingest']:6.2f} s  ({ratio:.2f} x zcat; target <= 2)  "
-          f"peak RSS {rss['ingest']:.2f} GB (target < 4)")
-    print(f"rebuild data/processed: {best['rebuild']:6.2f} s  (target < 10)  peak RSS {rss['rebuild']:.2f} GB")
+                for j in range(0, len(paths), 500):
+                    subprocess.run(["zcat", *paths[j:j + 500]], stdout=null, check=True)
+            run = {"zcat": time.perf_counter() - t0}
+            run["ingest"], run["ingest_rss"] = run_child(
+                [py, "-c", "import sys; from raidstudy import ingest; "
+                 "ingest.ingest(sys.argv[1], sys.argv[2], quiet=True)", str(raw), tmp])
+            run["rebuild"], run["rebuild_rss"] = run_child(
+                [py, "-c", "import sys; from raidstudy import indicators as I; "
+                 "I.build_processed(sys.argv[1] + '/releases.parquet', sys.argv[1] + '/processed')", tmp])
+            run["ratio"] = run["ingest"] / run["zcat"]
+            runs.append(run)
+            print(f"run {i + 1}: zcat {run['zcat']:5.2f} s, ingest {run['ingest']:5.2f} s "
+                  f"({run['ratio']:.2f} x zcat), rebuild {run['rebuild']:5.2f} s", flush=True)
+    ratios = sorted(r["ratio"] for r in runs)
+    median = statistics.median(ratios)
+    rss = max(r["ingest_rss"] for r in runs)
+    rebuild = min(r["rebuild"] for r in runs)
+    print(f"full ingest / zcat, same run: median {median:.2f} x (runs: {', '.join(f'{x:.2f}' for x in ratios)}; "
+          f"target <= 2)")
+    print(f"full ingest peak RSS      : {rss:.2f} GB (target < 4)")
+    print(f"rebuild data/processed    : {rebuild:.2f} s best (target < 10), peak RSS "
+          f"{max(r['rebuild_rss'] for r in runs):.2f} GB")
     print(f"cpus: {os.cpu_count()}")
-    ok = ratio <= 2 and rss["ingest"] < 4 and best["rebuild"] < 10
-    print("all targets met" if ok else "some targets missed")
+    ok = median <= 2 and rss < 4 and rebuild < 10
+    print("all targets met (median ratio)" if ok else "some targets missed")
     return 0
 
 
