@@ -30,7 +30,7 @@ def _random_dumps(folder, seed: int) -> None:
     pool += ["It's.Quoted-GRP", "Caf\u00e9.Titel-GRP", "NoGroupHere"]
     for k in range(9):
         lines = []
-        for _ in range(rng.randint(0, 40)):
+        for _ in range(rng.randint(1, 40) if k != 2 else 0):  # dump 2 is empty
             t = rng.choice(pool)
             t = t.upper() if rng.random() < 0.15 else t
             lines.append(line(t, predate=rng.choice(_TIMES), source=rng.choice(_FEEDS),

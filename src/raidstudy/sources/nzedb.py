@@ -194,7 +194,6 @@ def _decompress(raw: bytes) -> tuple[bytes, str | None]:
 
 def _slow_parse(data: bytes, res: FileResult) -> pa.Table:
     """Exact line-by-line parse (used when the fast path's accounting does not balance)."""
-    res.slow_path = True
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -314,6 +313,7 @@ def _parse(data: bytes, n_text: int, res: FileResult) -> pa.Table:
     line-by-line path when the fast path's row count differs from the line count)."""
     tbl = _fast_parse(data) if data else None
     if tbl is None or tbl.num_rows != n_text:
+        res.slow_path = bool(data)  # an empty text has nothing to parse either way
         tbl = _slow_parse(data, res)
     else:
         tbl = tbl.append_column("line", pa.array(np.arange(1, n_text + 1, dtype=np.int32)))
