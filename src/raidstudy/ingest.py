@@ -251,17 +251,19 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 
 def _empty_batch() -> _Batch:
-    return _Batch(RELEASES_SCHEMA.empty_table().drop_columns(["group", "family"]), pa.array([], pa.string()), np.zeros(_N_PARTS + 1, np.int64),
+    rows = RELEASES_SCHEMA.empty_table().drop_columns(["group", "family"])
+    return _Batch(rows, pa.array([], pa.string()), np.zeros(_N_PARTS + 1, np.int64),
                   _NO_ROWS, _NO_ROWS, _NO_ROWS, _NO_ROWS, _DUPS_SCHEMA.empty_table(), {}, 0)
 
 
 class _Cleaner:
     """Cleaning of a batch of files, run in the reader threads (see :func:`read_and_clean`).
 
-    Validates and converts the raw columns, drops the batch's own duplicates (keeping the
-    first copy and noting when the copies' pre times differ) and derives group and family,
-    so that the step after the threads only has to compare titles across batches.
-    Adds skip counts and examples to each file's FileResult.
+    Validates and converts the raw columns and drops the batch's own duplicates (keeping
+    the first copy and noting when the copies' pre times differ), so that the step after
+    the threads only has to compare titles across batches; group and family are derived
+    later, from the kept rows (:func:`_with_group_and_family`). Adds skip counts and
+    examples to each file's FileResult.
     """
 
     def __init__(self, origins: Sequence[str], accept_feeds: Iterable[str] | None):
@@ -425,8 +427,9 @@ class _Cleaner:
         return _Batch(rows, keys, bounds, key_rows, spread_rows, spread_lo, spread_hi, dups, per_feed, n)
 
 
-_DUPS_SCHEMA = pa.schema([("first", pa.int32()), ("title", pa.string()), ("feed", pa.dictionary(pa.int32(), pa.string())),
-                         ("pre_time", pa.int64()), ("file_index", pa.int32()), ("line", pa.int32())])
+_DUPS_SCHEMA = pa.schema([("first", pa.int32()), ("title", pa.string()),
+                          ("feed", pa.dictionary(pa.int32(), pa.string())), ("pre_time", pa.int64()),
+                          ("file_index", pa.int32()), ("line", pa.int32())])
 
 
 def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
