@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 from . import __version__
 from ._io import atomic_path, sha256_file, write_json
 from .paths import default_dumps_dir, display_path, interim_dir
+from ._strbuf import rows_containing, string_buffers
 from .releases import NUKED_CODES, RELEASES_SCHEMA, families_array, family_codes, groups_from_titles
 from .sources import nzedb
 
@@ -142,20 +143,9 @@ _N_PARTS = 64
 _DAY = 86400
 
 
-def _rows_with_byte(arr: pa.Array, byte: int) -> np.ndarray:
-    """Which values of a string array hold ``byte`` (one scan of the data buffer: several
-    times faster than ``pc.match_substring`` for a single byte)."""
-    mask = np.zeros(len(arr), bool)
-    if len(arr):
-        off, data = _offsets(arr)
-        pos = np.flatnonzero(data[off[0]:off[-1]] == byte) + off[0]
-        mask[np.searchsorted(off, pos, side="right") - 1] = True
-    return mask
-
-
 def _unescape_quoted(quoted: pa.Array) -> pa.Array:
     """:func:`_unescape` inside the quotes, touching only the titles that hold a backslash."""
-    has = _rows_with_byte(quoted, 0x5C)
+    has = rows_containing(quoted, b"\\")  # a byte scan: several times faster than pc.match_substring
     if not has.any():
         return quoted
     has = pa.array(has)
@@ -163,20 +153,12 @@ def _unescape_quoted(quoted: pa.Array) -> pa.Array:
     return pc.replace_with_mask(quoted, has, fixed)
 
 
-def _offsets(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The int32 offsets (as int64) and the data bytes of a string array, without copies."""
-    n = len(arr)
-    off = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
-    buf = arr.buffers()[2]
-    return off, (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8))
-
-
 def _part_ids(key: pa.Array) -> np.ndarray:
     """The part (0 .. _N_PARTS - 1) of each quoted key, from its byte length and its last
     character: equal keys always share a part, and the parts come out about equally large."""
     if len(key) == 0:
         return np.zeros(0, np.uint8)
-    off, data = _offsets(key)
+    off, data = string_buffers(key)
     last = data[np.maximum(off[1:] - 2, off[:-1])]  # the byte before the closing quote
     return ((np.diff(off) * 7 + last) & (_N_PARTS - 1)).astype(np.uint8)
 

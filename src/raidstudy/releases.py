@@ -53,6 +53,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._strbuf import rows_containing, string_buffers
+
 __all__ = [
     "FAMILIES",
     "SECTION_FAMILY",
@@ -204,25 +206,6 @@ def _matches(titles: pa.Array, pattern: str) -> np.ndarray:
     return pc.fill_null(pc.match_substring_regex(titles, pattern), False).to_numpy(zero_copy_only=False)
 
 
-def _may_contain(titles: pa.Array, word: bytes) -> np.ndarray:
-    """Which titles may contain ``word`` in any ASCII case: a superset (an occurrence may
-    straddle two neighbouring titles), so the rule's regular expression still decides."""
-    mask = np.zeros(len(titles), bool)
-    if isinstance(titles, pa.ChunkedArray):
-        titles = titles.combine_chunks()
-    if len(titles) == 0 or titles.buffers()[2] is None:
-        return mask
-    off = np.frombuffer(titles.buffers()[1], np.int32, len(titles) + 1, titles.offset * 4)
-    data = np.frombuffer(titles.buffers()[2], np.uint8)[off[0]:off[-1]]
-    lower = data | 0x20  # folds ASCII letters only onto their lower case
-    hit = lower[: len(lower) - len(word) + 1] == word[0]
-    for i, byte in enumerate(word[1:], 1):
-        hit &= lower[i: len(lower) - len(word) + 1 + i] == byte
-    pos = np.flatnonzero(hit) + off[0]
-    mask[np.searchsorted(off, pos, side="right") - 1] = True
-    return mask
-
-
 def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
     """Apply :data:`_TITLE_RULES` in order; each rule only sees the titles still undecided.
 
@@ -237,7 +220,7 @@ def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
         if fam in _REQUIRED_WORD:
             # Most titles cannot match: a byte scan spares them the regular expression
             # (its per-title cost dominates here).
-            hit = _may_contain(cur, _REQUIRED_WORD[fam])
+            hit = rows_containing(cur, _REQUIRED_WORD[fam], fold_ascii_case=True)
             if hit.any():
                 hit[hit] = _matches(cur.filter(pa.array(hit)), pat)
         else:
@@ -331,8 +314,7 @@ def _groups_of_strings(titles: pa.StringArray) -> pa.StringArray:
     n = len(titles)
     if n == 0:
         return pa.array([], pa.string())
-    off = np.frombuffer(titles.buffers()[1], np.int32, n + 1, titles.offset * 4).astype(np.int64)
-    data = np.frombuffer(titles.buffers()[2], np.uint8) if titles.buffers()[2] else np.zeros(0, np.uint8)
+    off, data = string_buffers(titles)
     dash = np.flatnonzero(data[: off[-1]] == 0x2D)
     last = np.searchsorted(dash, off[1:]) - 1  # the last dash before each title's end
     pos = dash[np.maximum(last, 0)] if len(dash) else np.full(n, -1)

@@ -1,0 +1,41 @@
+"""Byte-level views of Arrow string arrays, for the few hot paths where a scan of the data
+buffer beats a per-value compute kernel (ingest and the releases heuristics)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (int64, ``len(arr) + 1`` of them) and the data bytes of a string array,
+    without copying the data."""
+    n = len(arr)
+    off = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
+    buf = arr.buffers()[2]
+    return off, (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8))
+
+
+def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False) -> np.ndarray:
+    """Which values of a string array hold ``word`` (one scan of the data buffer).
+
+    Exact for a single byte. For longer words an occurrence may straddle two neighbouring
+    values, so the mask is then a superset: a test that must be exact decides on the rows it
+    marks. ``fold_ascii_case`` matches ASCII letters in either case (``word`` in lower case).
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    mask = np.zeros(len(arr), bool)
+    if len(arr) == 0:
+        return mask
+    off, data = string_buffers(arr)
+    data = data[off[0]:off[-1]]
+    if fold_ascii_case:
+        data = data | 0x20  # folds ASCII letters (only) onto their lower case
+    span = len(data) - len(word) + 1
+    if span <= 0:
+        return mask
+    hit = data[:span] == word[0]
+    for i, byte in enumerate(word[1:], 1):
+        hit &= data[i:span + i] == byte
+    mask[np.searchsorted(off, np.flatnonzero(hit) + off[0], side="right") - 1] = True
+    return mask
