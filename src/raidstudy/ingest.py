@@ -37,7 +37,6 @@ import datetime as _dt
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -49,6 +48,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from ._io import atomic_path, sha256_file, write_json
+from ._memory import bulk_allocation
 from .paths import default_dumps_dir, display_path, interim_dir
 from ._strbuf import rows_containing, string_buffers
 from .releases import NUKED_CODES, RELEASES_SCHEMA, families_array, family_codes, groups_from_titles
@@ -161,22 +161,6 @@ def _part_ids(key: pa.Array) -> np.ndarray:
     off, data = string_buffers(key)
     last = data[np.maximum(off[1:] - 2, off[:-1])]  # the byte before the closing quote
     return ((np.diff(off) * 7 + last) & (_N_PARTS - 1)).astype(np.uint8)
-
-
-def _codes_by_part(keys: pa.Array, bounds: np.ndarray) -> tuple[np.ndarray, int]:
-    """A code per key, shared exactly by equal keys, for keys grouped into parts at ``bounds``.
-
-    Arrow's hash table compares the strings themselves, so there is no collision to guard
-    against; parts never share a key, so each part's codes can follow the previous part's.
-    """
-    codes = np.empty(len(keys), np.int64)
-    base = 0
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if hi > lo:
-            enc = pc.dictionary_encode(keys.slice(lo, hi - lo))
-            np.add(enc.indices.to_numpy(), base, out=codes[lo:hi])
-            base += len(enc.dictionary)
-    return codes, base
 
 
 def _first_of(codes: np.ndarray, n_codes: int) -> np.ndarray:
@@ -330,26 +314,20 @@ class _Cleaner:
         # Titles are compared lower-cased, quotes included (every valid title has them);
         # MySQL escapes are undone first where a title holds a backslash.
         quoted = _unescape_quoted(col["title"])
-        key = _lower_key(quoted)
-
-        # Duplicates inside the batch, part by part: each title's first copy is kept.
-        pid = _part_ids(key)
-        order = np.argsort(pid, kind="stable")  # row order is kept inside each part
-        pid_sorted = pid[order]
-        sorted_keys = key.take(pa.array(order))
-        del key
-        # In the batch, groups of 8 neighbouring parts (about 12,000 keys each) keep the hash
-        # tables small with 8 calls instead of 64.
-        codes, n_codes = _codes_by_part(sorted_keys, np.searchsorted(pid_sorted, np.arange(0, _N_PARTS + 1, 8)))
-        rep = np.empty(n, np.int64)
-        rep[order] = order[_first_of(codes, n_codes)]
+        # Duplicates inside the batch: each title's first copy is kept. The dictionary of
+        # the encoded keys lists each distinct key once, in the order of its first
+        # occurrence, i.e. the keys of the batch's first copies in row order.
+        enc = pc.dictionary_encode(_lower_key(quoted))
+        distinct = enc.dictionary
+        rep = _first_of(enc.indices.to_numpy(), len(distinct))
+        del enc
         is_first = rep == np.arange(n)
         row_of = np.cumsum(is_first) - 1  # position among the first copies
-        first_sorted = is_first[order]
-        keys = sorted_keys.filter(pa.array(first_sorted))
-        bounds = np.searchsorted(pid_sorted[first_sorted], np.arange(_N_PARTS + 1))
-        key_rows = row_of[order[first_sorted]]
-        del sorted_keys, codes
+        pid = _part_ids(distinct)
+        key_rows = np.argsort(pid, kind="stable")  # grouped by part, row order kept inside a part
+        keys = distinct.take(pa.array(key_rows))
+        bounds = np.searchsorted(pid[key_rows], np.arange(_N_PARTS + 1))
+        del distinct
 
         # Copies with another pre time than their first copy: the time range per title.
         tsi = ts.cast(pa.int64()).to_numpy()
@@ -738,38 +716,6 @@ def read_and_clean(
                             checksums=checksums, transform=cleaner, batch_files=batch_files)
 
 
-#: Arrow's own jemalloc setting (``dirty_decay_ms`` and ``muzzy_decay_ms``).
-_JEMALLOC_DECAY_MS = 1000
-
-
-@contextmanager
-def _bulk_memory_pool():
-    """Make Arrow's jemalloc pool the default while the ingest runs, where pyarrow has it.
-
-    The ingest allocates and frees gigabytes in short-lived buffers. On the 2-core
-    development VM the default mimalloc pool hands that memory back to the system and
-    faults it in again, which cost 9.3 s of system time per full ingest against 3.9 s with
-    jemalloc (``benchmarks/bench_ingest.py``). The jemalloc arenas that the ingest's threads
-    create also keep their freed pages (no decay) until the end, when they are all
-    returned at once; that saves another 50,000-100,000 page faults. Buffers keep the pool
-    they came from, so switching back afterwards is safe.
-    """
-    try:
-        pool = pa.jemalloc_memory_pool()
-    except NotImplementedError:  # pragma: no cover - pyarrow built without jemalloc (Windows)
-        yield
-        return
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pool)
-    pa.jemalloc_set_decay_ms(-1)
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-        pa.jemalloc_set_decay_ms(_JEMALLOC_DECAY_MS)
-        pool.release_unused()
-
-
 def _progress(total: int, desc: str, quiet: bool):
     """A tqdm bar on stderr, or None when asked to be quiet or stderr is not a terminal
     (tqdm is then not even imported: 0.1 s saved on every scripted run)."""
@@ -823,7 +769,7 @@ def ingest(
     out_dir = Path(out_dir) if out_dir is not None else interim_dir()
     dumps = nzedb.list_dumps(raw_dir)
     bar = _progress(len(dumps), "reading dumps", quiet)
-    with _bulk_memory_pool():
+    with bulk_allocation():
         results = read_and_clean(dumps, skip_unreadable=skip_unreadable, accept_feeds=accept_feeds,
                                  threads=threads, progress=(bar.update if bar is not None else None),
                                  checksums=checksums)
