@@ -100,3 +100,33 @@ def test_ingest_matches_line_by_line_reference(tmp_path, seed, batch_files):
     assert rep["duplicate_titles_with_different_times_examples"] == examples
     assert rep["skipped"]["wrong_field_count"] == 1 and rep["skipped"]["bad_timestamp"] == 1
     assert rep["files_slow_path"] == [dumps[3].relpath, dumps[6].relpath]  # the faulty lines
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_releases_file_reads_back_as_a_plain_write(tmp_path, monkeypatch, seed):
+    """The writer receives dictionary-encoded string columns and records RELEASES_SCHEMA as the
+    file's Arrow schema: the file must read back exactly like the releases table written
+    from plain string columns (same schema and metadata, same values), in 1 or more row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raidstudy.releases import RELEASES_SCHEMA
+
+    raw = tmp_path / "raw"
+    _random_dumps(raw, seed)
+    dumps = nzedb.list_dumps(raw)
+    releases, _, _ = ingest.ingest_tables(ingest.read_and_clean(dumps, threads=2), dumps)
+    assert releases.schema.equals(RELEASES_SCHEMA)
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(releases, plain)
+    for rows_per_group in (1 << 20, 7):
+        monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", rows_per_group)
+        ingest.ingest(raw, tmp_path / "out", quiet=True)
+        got_file = pq.ParquetFile(tmp_path / "out" / "releases.parquet")
+        got, want = got_file.read(), pq.read_table(plain)
+        assert got.schema.equals(want.schema, check_metadata=True)
+        assert got.equals(want)
+        assert got_file.metadata.metadata == pq.ParquetFile(plain).metadata.metadata
+        assert got_file.metadata.num_row_groups == -(-releases.num_rows // rows_per_group)
+        assert isinstance(got.column("origin").type, pa.DictionaryType)
+        assert got.column("group").type == pa.string()

@@ -39,3 +39,17 @@ def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False
         hit &= data[i:span + i] == byte
     mask[np.searchsorted(off, np.flatnonzero(hit) + off[0], side="right") - 1] = True
     return mask
+
+
+def rows_not_ascii(arr: pa.Array) -> np.ndarray:
+    """Which values of a string array hold a byte above 0x7F (one scan of the data buffer;
+    several times faster than ``pc.string_is_ascii``)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    mask = np.zeros(len(arr), bool)
+    if len(arr) == 0:
+        return mask
+    off, data = string_buffers(arr)
+    high = np.flatnonzero(data[off[0]:off[-1]] >= 0x80) + off[0]
+    mask[np.searchsorted(off, high, side="right") - 1] = True
+    return mask
