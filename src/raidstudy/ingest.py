@@ -28,8 +28,10 @@ deduplicated within the batch in a thread pool (the batch keeps each title's fir
 notes when its copies' pre times differ); the batches' first copies are then deduplicated
 against each other, in order, in 64 parts of the keys on two threads, which gives the same
 first copy overall. Group and family are derived from the kept rows beside the
-single-threaded Parquet writer. ``benchmarks/bench_ingest.py`` times the whole against
-``zcat``.
+single-threaded Parquet writer, which receives the string columns with few distinct values
+dictionary-encoded. While the ingest runs, glibc keeps and reuses freed memory
+(:func:`raidstudy._memory.bulk_allocation`). ``benchmarks/bench_ingest.py`` times the whole
+against ``zcat``.
 """
 from __future__ import annotations
 
