@@ -15,6 +15,20 @@ def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return off, (np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8))
 
 
+def _rows_holding(arr: pa.Array, find) -> np.ndarray:
+    """A mask of the values of a string array that hold one of the byte positions
+    ``find(data)`` returns, ``data`` being the values' bytes end to end."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    mask = np.zeros(len(arr), bool)
+    if len(arr) == 0:
+        return mask
+    off, data = string_buffers(arr)
+    at = find(data[off[0]:off[-1]]) + off[0]
+    mask[np.searchsorted(off, at, side="right") - 1] = True
+    return mask
+
+
 def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False) -> np.ndarray:
     """Which values of a string array hold ``word`` (one scan of the data buffer).
 
@@ -22,34 +36,21 @@ def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False
     values, so the mask is then a superset: a test that must be exact decides on the rows it
     marks. ``fold_ascii_case`` matches ASCII letters in either case (``word`` in lower case).
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    mask = np.zeros(len(arr), bool)
-    if len(arr) == 0:
-        return mask
-    off, data = string_buffers(arr)
-    data = data[off[0]:off[-1]]
-    if fold_ascii_case:
-        data = data | 0x20  # folds ASCII letters (only) onto their lower case
-    span = len(data) - len(word) + 1
-    if span <= 0:
-        return mask
-    hit = data[:span] == word[0]
-    for i, byte in enumerate(word[1:], 1):
-        hit &= data[i:span + i] == byte
-    mask[np.searchsorted(off, np.flatnonzero(hit) + off[0], side="right") - 1] = True
-    return mask
+    def find(data: np.ndarray) -> np.ndarray:
+        if fold_ascii_case:
+            data = data | 0x20  # folds ASCII letters (only) onto their lower case
+        span = len(data) - len(word) + 1
+        if span <= 0:
+            return np.zeros(0, np.int64)
+        hit = data[:span] == word[0]
+        for i, byte in enumerate(word[1:], 1):
+            hit &= data[i:span + i] == byte
+        return np.flatnonzero(hit)
+
+    return _rows_holding(arr, find)
 
 
 def rows_not_ascii(arr: pa.Array) -> np.ndarray:
     """Which values of a string array hold a byte above 0x7F (one scan of the data buffer;
     several times faster than ``pc.string_is_ascii``)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    mask = np.zeros(len(arr), bool)
-    if len(arr) == 0:
-        return mask
-    off, data = string_buffers(arr)
-    high = np.flatnonzero(data[off[0]:off[-1]] >= 0x80) + off[0]
-    mask[np.searchsorted(off, high, side="right") - 1] = True
-    return mask
+    return _rows_holding(arr, lambda data: np.flatnonzero(data >= 0x80))
