@@ -214,6 +214,25 @@ def test_dedup_first_exact_on_chunked_keys():
     assert len(e_dup) == 0 and len(e_rep) == 0 and e_rep.dtype == np.int64
 
 
+def test_first_of_needs_codes_in_order_of_first_occurrence():
+    """The first-copy positions come from the order in which Arrow numbers dictionary codes
+    (first occurrence), which Arrow does not document: any other numbering is refused."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from raidstudy.ingest import _first_of
+
+    keys = pa.array(["b", "a", "b", "c", "a", "c", "d"])
+    enc = pc.dictionary_encode(keys)
+    assert enc.dictionary.to_pylist() == ["b", "a", "c", "d"]
+    assert _first_of(enc.indices.to_numpy(), 4).tolist() == [0, 1, 0, 3, 1, 3, 6]
+    assert _first_of(np.zeros(0, np.int32), 0).tolist() == []
+    for codes in ([1, 0, 1], [0, 2, 1], [0, 0, 1]):
+        with pytest.raises(AssertionError, match="order of first occurrence"):
+            _first_of(np.array(codes), 3)
+
+
 def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch, tmp_path):
     import io
     import sys

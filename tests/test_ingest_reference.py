@@ -9,6 +9,7 @@ bookkeeping (first copy, accounting, conflict counts and examples) shows up as a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import gzip
 import random
 
@@ -112,6 +113,7 @@ def test_releases_file_reads_back_as_a_plain_write(tmp_path, monkeypatch, seed):
 
     from raidstudy.releases import RELEASES_SCHEMA
 
+    read_and_clean = ingest.read_and_clean
     raw = tmp_path / "raw"
     _random_dumps(raw, seed)
     dumps = nzedb.list_dumps(raw)
@@ -121,6 +123,8 @@ def test_releases_file_reads_back_as_a_plain_write(tmp_path, monkeypatch, seed):
     pq.write_table(releases, plain)
     for rows_per_group in (1 << 20, 7):
         monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", rows_per_group)
+        # batches of 2 files: several pieces per row group, and pieces across row groups
+        monkeypatch.setattr(ingest, "read_and_clean", functools.partial(read_and_clean, batch_files=2))
         ingest.ingest(raw, tmp_path / "out", quiet=True)
         got_file = pq.ParquetFile(tmp_path / "out" / "releases.parquet")
         got, want = got_file.read(), pq.read_table(plain)
@@ -130,3 +134,25 @@ def test_releases_file_reads_back_as_a_plain_write(tmp_path, monkeypatch, seed):
         assert got_file.metadata.num_row_groups == -(-releases.num_rows // rows_per_group)
         assert isinstance(got.column("origin").type, pa.DictionaryType)
         assert got.column("group").type == pa.string()
+        # Every row group's dictionaries hold each value once (a dictionary that repeats a
+        # value makes the writer store the column chunk plainly), hold its values, and hold
+        # nothing beyond the values of the pieces (batches of 2 files) it is made of: no
+        # values carried over from earlier row groups.
+        batch_of = {d.relpath: k // 2 for k, d in enumerate(dumps)}
+        batch = [batch_of[o] for o in got.column("origin").to_pylist()]
+        start = 0
+        for i in range(got_file.metadata.num_row_groups):
+            stop = start + got_file.metadata.row_group(i).num_rows
+            here = set(batch[start:stop])
+            coded = pq.ParquetFile(tmp_path / "out" / "releases.parquet",
+                                   read_dictionary=["group", "section", "feed", "nuke_reason"]).read_row_group(i)
+            for name in ("group", "section", "feed", "nuke_reason"):
+                values = got.column(name).to_pylist()
+                allowed = {v for v, b in zip(values, batch) if b in here}
+                assert "RLE_DICTIONARY" in got_file.metadata.row_group(i).column(
+                    got_file.schema_arrow.get_field_index(name)).encodings, (name, i)
+                for chunk in coded.column(name).chunks:
+                    d = chunk.dictionary.to_pylist()
+                    assert len(d) == len(set(d)), (name, i, d)
+                    assert set(values[start:stop]) <= set(d) <= allowed, (name, i)
+            start = stop

@@ -36,3 +36,12 @@ def test_rows_not_ascii_matches_python(values, start):
     assert rows_not_ascii(arr).tolist() == [not v.isascii() for v in values[start:]]
     assert rows_not_ascii(pa.chunked_array([arr, arr], pa.string())).tolist() == \
         [not v.isascii() for v in values[start:]] * 2
+
+
+def test_string_buffers_refuse_other_layouts():
+    import pytest
+
+    with pytest.raises(TypeError, match="32-bit offsets"):
+        string_buffers(pa.array(["a"], pa.large_string()))
+    with pytest.raises(TypeError, match="32-bit offsets"):
+        rows_not_ascii(pa.array([1, 2]))

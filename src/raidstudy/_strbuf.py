@@ -9,6 +9,8 @@ import pyarrow as pa
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """The offsets (int64, ``len(arr) + 1`` of them) and the data bytes of a string array,
     without copying the data."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_binary(arr.type)):
+        raise TypeError(f"expected a string or binary array with 32-bit offsets, got {arr.type}")
     n = len(arr)
     off = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4).astype(np.int64)
     buf = arr.buffers()[2]

@@ -168,11 +168,19 @@ def _part_ids(key: pa.Array) -> np.ndarray:
 
 
 def _first_of(codes: np.ndarray, n_codes: int) -> np.ndarray:
-    """For each row, the position of the first row with the same code."""
-    ar = np.arange(len(codes), dtype=np.int64)
-    first = np.empty(n_codes, dtype=np.int64)
-    first[codes[::-1]] = ar[::-1]  # the earliest position is written last
-    return first[codes]
+    """For each row, the position of the first row with the same code.
+
+    The codes must be numbered in the order of their first occurrence, as Arrow's
+    ``dictionary_encode`` numbers them: a code occurs first exactly where it exceeds every
+    code before it. Checked, because Arrow does not document that order.
+    """
+    if len(codes) == 0:
+        return np.zeros(0, np.int64)
+    top = np.maximum.accumulate(codes)
+    firsts = np.flatnonzero(np.concatenate(([True], top[1:] > top[:-1])))
+    if len(firsts) != n_codes or not np.array_equal(codes[firsts], np.arange(n_codes)):
+        raise AssertionError("dictionary codes are not numbered in order of first occurrence")
+    return firsts[codes]
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:
@@ -195,7 +203,7 @@ class _Batch:
 
     ``rows`` holds the batch's valid rows that are the *first* of their title within the
     batch, in the releases schema except that ``group`` and ``family`` are not derived yet
-    (see :func:`_with_group_and_family`) and the string columns with few distinct values
+    (see :func:`_writer_piece`) and the string columns with few distinct values
     are still dictionary-encoded. ``keys`` holds their lower-cased quoted titles grouped
     into parts (``bounds``; row order kept inside a part) and ``key_rows`` each key's row
     in ``rows``. ``spread_rows`` are the rows whose title has copies in the batch with other
@@ -232,7 +240,7 @@ class _Cleaner:
     Validates and converts the raw columns and drops the batch's own duplicates (keeping
     the first copy and noting when the copies' pre times differ), so that the step after
     the threads only has to compare titles across batches; group and family are derived
-    later, from the kept rows (:func:`_with_group_and_family`). Adds skip counts and
+    later, from the kept rows (:func:`_writer_piece`). Adds skip counts and
     examples to each file's FileResult.
     """
 
@@ -479,16 +487,41 @@ def _marked(rows: np.ndarray, n: int) -> np.ndarray:
     return np.flatnonzero(mark)
 
 
-def _with_group_and_family(rows: pa.Table) -> pa.Table:
-    """Add the columns derived from the title (group, family) to a batch's kept rows.
+def _exact_dictionary(col) -> pa.DictionaryArray:
+    """A dictionary column whose dictionary holds the values its rows use, each once, in
+    the order of the old dictionary.
 
-    They are derived here, after the deduplication, rather than in the reader threads:
-    this work then runs beside the single-threaded Parquet writer, on the core it leaves
-    idle, and only on the rows that are kept.
+    A batch's dictionaries come from every raw row: two raw spellings can unquote to one
+    value (``\\N`` and ``''`` both become ``''``), and values may belong to skipped rows or
+    to later copies only. The Parquet writer stores a column chunk whose dictionary repeats
+    a value plainly, and would write unused values into the file's dictionaries. The work
+    is per distinct value, plus a pass over the codes.
+    """
+    col = _one(col)
+    if not isinstance(col, pa.DictionaryArray):  # an empty batch's plain column
+        return pc.dictionary_encode(col)
+    uniq = pc.dictionary_encode(col.dictionary)  # a null value is never used: its rows are skipped
+    codes = uniq.indices.fill_null(0).to_numpy()[col.indices.to_numpy()]
+    used = np.bincount(codes, minlength=len(uniq.dictionary)) > 0
+    if used.all():
+        return pa.DictionaryArray.from_arrays(pa.array(codes), uniq.dictionary)
+    new_code = (np.cumsum(used) - 1).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(new_code[codes]), uniq.dictionary.filter(pa.array(used)))
+
+
+def _writer_piece(rows: pa.Table) -> pa.Table:
+    """A batch's kept rows as the writer takes them: with the columns derived from the title
+    (group, family) and exact dictionaries (:func:`_exact_dictionary`).
+
+    Group and family are derived here, after the deduplication, rather than in the reader
+    threads: this work then runs beside the single-threaded Parquet writer, on the core it
+    leaves idle, and only on the rows that are kept.
     """
     title, section = _one(rows.column("title")), _one(rows.column("section"))
     family = pa.DictionaryArray.from_arrays(pa.array(family_codes(section, title)), families_array())
     group = pc.dictionary_encode(groups_from_titles(title))
+    for name in ("section", "feed", "nuke_reason"):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, _exact_dictionary(rows.column(name)))
     return rows.add_column(1, "group", group).add_column(3, "family", family)
 
 
@@ -597,7 +630,7 @@ def _ingest_tables(
     def final(i: int) -> pa.Table:
         k = keep[offsets[i]:offsets[i + 1]]
         rows = parts[i].rows if k.all() else parts[i].rows.filter(pa.array(k))
-        return _with_group_and_family(rows).cast(_WRITE_SCHEMA)
+        return _writer_piece(rows).cast(_WRITE_SCHEMA)
 
     def pieces() -> Iterator[pa.Table]:
         # The conflicts are counted once the pieces are made, while the writer writes the
@@ -679,7 +712,7 @@ def _ingest_tables(
 _DICT_COLUMNS = ("group", "section", "family", "feed", "nuke_reason", "origin")
 #: The releases as the writer receives them (see :func:`_write_releases`).
 _WRITE_SCHEMA = pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.name in _DICT_COLUMNS else f
-                           for f in RELEASES_SCHEMA])
+                           for f in RELEASES_SCHEMA], metadata=RELEASES_SCHEMA.metadata)
 
 
 def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
@@ -687,10 +720,10 @@ def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
     :data:`ROW_GROUP_ROWS` rows (as ``pq.write_table`` of the whole table would); returns
     the number of rows.
 
-    The string columns with few distinct values arrive dictionary-encoded, with one
-    dictionary per row group, so the single-threaded writer stores their codes instead of
-    hashing millions of strings again (0.15-0.2 s less of the writer, and no decoding
-    before it). The Arrow schema that the file records (``ARROW:schema``, which readers use
+    The string columns with few distinct values arrive dictionary-encoded (each row
+    group's dictionaries unified from its own pieces), so the single-threaded writer stores
+    their codes instead of hashing millions of strings again (0.15-0.2 s less of the writer,
+    and no decoding before it). The Arrow schema that the file records (``ARROW:schema``, which readers use
     to restore Arrow types) is then set to :data:`~raidstudy.releases.RELEASES_SCHEMA`, so
     the file reads back exactly as one written from plain string columns.
     """
@@ -704,13 +737,18 @@ def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
         held: list[pa.Table] = []
         n = 0
         for piece in pieces:
+            if not piece.num_rows:
+                continue  # (an empty chunk's dictionary would still be unified into the row group's)
             held.append(piece)
             n += piece.num_rows
             total += piece.num_rows
             while n >= ROW_GROUP_ROWS:
-                t = pa.concat_tables(held).unify_dictionaries()
-                w.write_table(t.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
-                held, n = [t.slice(ROW_GROUP_ROWS)], n - ROW_GROUP_ROWS
+                # Dictionaries are unified over the pieces in the row group only, so that no
+                # row group stores the values of the one before.
+                t = pa.concat_tables(held)
+                w.write_table(t.slice(0, ROW_GROUP_ROWS).unify_dictionaries(), row_group_size=ROW_GROUP_ROWS)
+                held = [t.slice(ROW_GROUP_ROWS)] if n > ROW_GROUP_ROWS else []
+                n -= ROW_GROUP_ROWS
         if n or not total:
             w.write_table(pa.concat_tables(held).unify_dictionaries() if held else _WRITE_SCHEMA.empty_table(),
                           row_group_size=ROW_GROUP_ROWS)
