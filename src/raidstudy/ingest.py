@@ -723,9 +723,10 @@ def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
     The string columns with few distinct values arrive dictionary-encoded (each row
     group's dictionaries unified from its own pieces), so the single-threaded writer stores
     their codes instead of hashing millions of strings again (0.15-0.2 s less of the writer,
-    and no decoding before it). The Arrow schema that the file records (``ARROW:schema``, which readers use
-    to restore Arrow types) is then set to :data:`~raidstudy.releases.RELEASES_SCHEMA`, so
-    the file reads back exactly as one written from plain string columns.
+    and no decoding before it). The Arrow schema that the file records (``ARROW:schema``,
+    which readers use to restore Arrow types) is then set to
+    :data:`~raidstudy.releases.RELEASES_SCHEMA`, so the file reads back exactly as one
+    written from plain string columns.
     """
     total = 0
     # Min/max statistics only where they can prune row groups (time, codes, origin, line):
