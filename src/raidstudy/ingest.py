@@ -23,20 +23,18 @@ Rows whose bytes are not valid UTF-8 are kept (bytes replaced by U+FFFD) and cou
 creation order, then line order; titles whose copies carry different pre times are counted
 (``duplicate_titles_with_different_times``) and reported with examples.
 
-How: batches of 32 consecutive files are read (one CSV parse per batch), cleaned and
-deduplicated within the batch in a thread pool (the batch keeps each title's first copy and
-notes when its copies' pre times differ); the batches' first copies are then deduplicated
-against each other, in order, in 64 parts of the keys on two threads, which gives the same
-first copy overall. Group and family are derived from the kept rows beside the
-single-threaded Parquet writer, which receives the string columns with few distinct values
-dictionary-encoded. While the ingest runs, glibc keeps and reuses freed memory
-(:func:`raidstudy._memory.bulk_allocation`). ``benchmarks/bench_ingest.py`` times the whole
-against ``zcat``.
+How: batches of 32 consecutive files are read (one CSV parse per batch) and cleaned in a
+thread pool, which also prepares each batch's comparison keys (lower-cased titles) in 64 parts
+of the key space; the keys are then deduplicated part by part, in batch and row order, on two
+threads, which finds each title's first copy with one hash of every key. Group and family
+are derived from the kept rows beside the single-threaded Parquet writer, which receives
+the string columns with few distinct values dictionary-encoded. While the ingest runs,
+glibc keeps and reuses freed memory (:func:`raidstudy._memory.bulk_allocation`).
+``benchmarks/bench_ingest.py`` times the whole against ``zcat``.
 """
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -190,37 +188,22 @@ def _distinct(a: np.ndarray) -> np.ndarray:
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
-def _lookup(a: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Whether each value of ``a`` is in the sorted array ``table``, and where."""
-    slot = np.searchsorted(table, a)
-    hit = table[np.minimum(slot, len(table) - 1)] == a if len(table) else np.zeros(len(a), bool)
-    return hit, slot
-
-
 @dataclass
 class _Batch:
     """What the cleaning of one batch of consecutive files hands to :func:`ingest_tables`.
 
-    ``rows`` holds the batch's valid rows that are the *first* of their title within the
-    batch, in the releases schema except that ``group`` and ``family`` are not derived yet
-    (see :func:`_writer_piece`) and the string columns with few distinct values
-    are still dictionary-encoded. ``keys`` holds their lower-cased quoted titles grouped
-    into parts (``bounds``; row order kept inside a part) and ``key_rows`` each key's row
-    in ``rows``. ``spread_rows`` are the rows whose title has copies in the batch with other
-    pre times, and ``spread_lo`` / ``spread_hi`` the range of those times. ``dups`` holds
-    the later copies (``first``: row of the first copy; ``title``: null when it is the first
-    copy's), kept for the conflict examples; ``per_feed`` counts valid rows by (file index,
-    feed).
+    ``rows`` holds the batch's valid rows, in file then line order, in the releases schema
+    except that ``group`` and ``family`` are not derived yet (see :func:`_writer_piece`)
+    and the string columns with few distinct values are still dictionary-encoded. ``keys``
+    holds their lower-cased quoted titles grouped into parts (``bounds``; row order kept
+    inside a part) and ``key_rows`` each key's row in ``rows``; ``per_feed`` counts valid
+    rows by (file index, feed).
     """
 
     rows: pa.Table | None
-    keys: pa.Array
+    keys: pa.Array | None
     bounds: np.ndarray
     key_rows: np.ndarray
-    spread_rows: np.ndarray
-    spread_lo: np.ndarray
-    spread_hi: np.ndarray
-    dups: pa.Table
     per_feed: dict[tuple[int, str], int]
     n_valid: int
 
@@ -230,18 +213,16 @@ _NO_ROWS = np.zeros(0, np.int64)
 
 def _empty_batch() -> _Batch:
     rows = RELEASES_SCHEMA.empty_table().drop_columns(["group", "family"])
-    return _Batch(rows, pa.array([], pa.string()), np.zeros(_N_PARTS + 1, np.int64),
-                  _NO_ROWS, _NO_ROWS, _NO_ROWS, _NO_ROWS, _DUPS_SCHEMA.empty_table(), {}, 0)
+    return _Batch(rows, pa.array([], pa.string()), np.zeros(_N_PARTS + 1, np.int64), _NO_ROWS, {}, 0)
 
 
 class _Cleaner:
     """Cleaning of a batch of files, run in the reader threads (see :func:`read_and_clean`).
 
-    Validates and converts the raw columns and drops the batch's own duplicates (keeping
-    the first copy and noting when the copies' pre times differ), so that the step after
-    the threads only has to compare titles across batches; group and family are derived
-    later, from the kept rows (:func:`_writer_piece`). Adds skip counts and
-    examples to each file's FileResult.
+    Validates and converts the raw columns and prepares the titles' comparison keys, in
+    parts, so that the step after the threads only has to compare the keys of each part
+    (:func:`_dedup_parts`); group and family are derived later, from the kept rows
+    (:func:`_writer_piece`). Adds skip counts and examples to each file's FileResult.
     """
 
     def __init__(self, origins: Sequence[str], accept_feeds: Iterable[str] | None):
@@ -326,82 +307,33 @@ class _Cleaner:
         # Titles are compared lower-cased, quotes included (every valid title has them);
         # MySQL escapes are undone first where a title holds a backslash.
         quoted = _unescape_quoted(col["title"])
-        # Duplicates inside the batch: each title's first copy is kept. The dictionary of
-        # the encoded keys lists each distinct key once, in the order of its first
-        # occurrence, i.e. the keys of the batch's first copies in row order.
-        enc = pc.dictionary_encode(_lower_key(quoted))
-        distinct = enc.dictionary
-        rep = _first_of(enc.indices.to_numpy(), len(distinct))
-        del enc
-        is_first = rep == np.arange(n)
-        row_of = np.cumsum(is_first) - 1  # position among the first copies
-        pid = _part_ids(distinct)
+        key = _lower_key(quoted)
+        pid = _part_ids(key)
         key_rows = np.argsort(pid, kind="stable")  # grouped by part, row order kept inside a part
-        keys = distinct.take(pa.array(key_rows))
+        keys = key.take(pa.array(key_rows))
         bounds = np.searchsorted(pid[key_rows], np.arange(_N_PARTS + 1))
-        del distinct
+        del key, pid
 
-        # Copies with another pre time than their first copy: the time range per title.
-        tsi = ts.cast(pa.int64()).to_numpy()
-        dup_at = np.flatnonzero(~is_first)
-        first_at = rep[dup_at]
-        spread_rows = spread_lo = spread_hi = _NO_ROWS
-        differs = tsi[dup_at] != tsi[first_at]
-        if differs.any():
-            spread = _distinct(first_at[differs])
-            sel, slot = _lookup(first_at, spread)
-            slot = slot[sel]
-            spread_lo, spread_hi = tsi[spread].copy(), tsi[spread].copy()
-            np.minimum.at(spread_lo, slot, tsi[dup_at[sel]])
-            np.maximum.at(spread_hi, slot, tsi[dup_at[sel]])
-            spread_rows = row_of[spread]
-
-        if len(dup_at) == 0:
-            dups, keep = _DUPS_SCHEMA.empty_table(), None
-        else:
-            at = pa.array(dup_at)
-            dq = quoted.take(at)
-            same = pc.equal(dq, quoted.take(pa.array(first_at)))
-            dups = pa.table({
-                "first": pa.array(row_of[first_at].astype(np.int32)),
-                "title": pc.if_else(same, pa.scalar(None, pa.string()), _strip_quotes(dq)),
-                "feed": pa.DictionaryArray.from_arrays(feed_idx.take(at), feed_values),
-                "pre_time": pa.array(tsi[dup_at]),
-                "file_index": col["file_index"].take(at),
-                "line": col["line"].take(at),
-            })
-            keep = pa.array(is_first)
-
-        def pick(a):
-            return a if keep is None else pc.filter(a, keep)
-
-        title_u = _strip_quotes(pick(quoted))
         sec_values, sec_idx = _unquote_codes(col["category"])
-        section = pa.DictionaryArray.from_arrays(pick(sec_idx), pc.fill_null(sec_values, ""))
         nk_values, nk_idx = _unquote_codes(col["nuked"])
         nuke_s = pc.fill_null(nk_values, "0")
         is_num = pc.match_substring_regex(nuke_s, _NUM)
         nk_codes = pc.if_else(is_num, pc.cast(pc.if_else(is_num, nuke_s, "-1"), pa.int8()),
                               pa.scalar(-1, pa.int8()))
-        nuke_code = nk_codes.take(pick(nk_idx))
+        nuke_code = nk_codes.take(nk_idx)
         nr_values, nr_idx = _unquote_codes(col["nukereason"])
         rows = pa.table({
-            "title": title_u,
-            "section": section,
-            "feed": pa.DictionaryArray.from_arrays(pick(feed_idx), feed_values),
-            "pre_time": pick(ts).cast(pa.timestamp("s", tz="UTC")),
+            "title": _strip_quotes(quoted),
+            "section": pa.DictionaryArray.from_arrays(sec_idx, pc.fill_null(sec_values, "")),
+            "feed": pa.DictionaryArray.from_arrays(feed_idx, feed_values),
+            "pre_time": ts.cast(pa.timestamp("s", tz="UTC")),
             "nuke_code": nuke_code,
             "nuked": pc.is_in(nuke_code, pa.array(NUKED_CODES, pa.int8())),
-            "nuke_reason": pa.DictionaryArray.from_arrays(pick(nr_idx), pc.fill_null(nr_values, "")),
-            "origin": pa.DictionaryArray.from_arrays(pick(col["file_index"]), self.origins),
-            "line": pick(col["line"]),
+            "nuke_reason": pa.DictionaryArray.from_arrays(nr_idx, pc.fill_null(nr_values, "")),
+            "origin": pa.DictionaryArray.from_arrays(col["file_index"], self.origins),
+            "line": col["line"],
         })
-        return _Batch(rows, keys, bounds, key_rows, spread_rows, spread_lo, spread_hi, dups, per_feed, n)
-
-
-_DUPS_SCHEMA = pa.schema([("first", pa.int32()), ("title", pa.string()),
-                          ("feed", pa.dictionary(pa.int32(), pa.string())), ("pre_time", pa.int64()),
-                          ("file_index", pa.int32()), ("line", pa.int32())])
+        return _Batch(rows, keys, bounds, key_rows, per_feed, n)
 
 
 def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
@@ -459,20 +391,14 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> tuple[np.ndarr
 
 def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, is_dup: np.ndarray, rep: np.ndarray,
                origins: Sequence[str]) -> dict[str, Any]:
-    """The report's counts and examples of titles whose copies carry different pre times.
-
-    A title's copies differ in time when a later batch's copy (a duplicate row) or the time
-    range of a batch's own copies (its spread rows) differs from the kept copy's time.
-    """
+    """The report's counts and examples of titles whose copies carry different pre times
+    (a copy differs when its time is not the kept copy's)."""
     ts = np.concatenate([_int64s(b.rows.column("pre_time")) for b in parts] or [_NO_ROWS])
     dup_at = np.flatnonzero(is_dup)
-    cand = np.concatenate([dup_at] + [o + b.spread_rows for o, b in zip(offsets, parts)])
-    lo = np.concatenate([ts[dup_at]] + [b.spread_lo for b in parts])
-    hi = np.concatenate([ts[dup_at]] + [b.spread_hi for b in parts])
-    cand_rep = rep[cand]
-    t_kept = ts[cand_rep]
-    conflict_reps = _marked(cand_rep[(lo != t_kept) | (hi != t_kept)], len(ts))
-    n_far = len(_marked(cand_rep[(np.abs(lo - t_kept) > _DAY) | (np.abs(hi - t_kept) > _DAY)], len(ts)))
+    kept_at = rep[dup_at]
+    gap = np.abs(ts[dup_at] - ts[kept_at])
+    conflict_reps = _marked(kept_at[gap != 0], len(ts))
+    n_far = len(_marked(kept_at[gap > _DAY], len(ts)))
     examples = _conflict_examples(conflict_reps[:MAX_EXAMPLES], rep, parts, offsets, origins) \
         if len(conflict_reps) else []
     return {"duplicate_titles_with_different_times": len(conflict_reps),
@@ -528,37 +454,20 @@ def _writer_piece(rows: pa.Table) -> pa.Table:
 def _conflict_examples(reps: np.ndarray, rep: np.ndarray, parts: Sequence[_Batch], offsets: np.ndarray,
                        origins: Sequence[str]) -> list[str]:
     """Every copy of each title in ``reps`` (global row numbers), in file then line order."""
-    utc = _dt.timezone.utc
-    found: list[tuple[int, int, int, str, str, _dt.datetime]] = []  # file, line, rep, title, feed, time
     is_rep = np.zeros(len(rep), bool)
     is_rep[reps] = True
-    where = np.flatnonzero(is_rep[rep])  # first copies in every batch
+    where = np.flatnonzero(is_rep[rep])  # every copy, in row (file, then line) order
     batch_of = np.searchsorted(offsets, where, side="right") - 1
+    out: list[list[str]] = [[] for _ in reps]
+    slot = {int(r): i for i, r in enumerate(reps)}
     for b in _distinct(batch_of).tolist():
         at = where[batch_of == b]
         sub = parts[b].rows.select(["title", "feed", "pre_time", "origin", "line"]).take(pa.array(at - offsets[b]))
         files = sub.column("origin").combine_chunks().indices.to_pylist()  # the dictionary is every origin
         for g, c, fi in zip(at.tolist(), sub.to_pylist(), files):
-            found.append((fi, c["line"], int(rep[g]), c["title"], c["feed"], c["pre_time"]))
-    for b, part in enumerate(parts):  # later copies inside each batch
-        if not part.dups.num_rows:
-            continue
-        first = part.dups.column("first").to_numpy()
-        hit = is_rep[rep[offsets[b] + first]]
-        if not hit.any():
-            continue
-        sub = part.dups.filter(pa.array(hit))
-        own = parts[b].rows.column("title").take(sub.column("first")).to_pylist()
-        for c, title in zip(sub.to_pylist(), own):
-            found.append((c["file_index"], c["line"], int(rep[offsets[b] + c["first"]]),
-                          c["title"] if c["title"] is not None else title, c["feed"],
-                          _dt.datetime.fromtimestamp(c["pre_time"], utc)))
-    out: list[list[tuple]] = [[] for _ in reps]
-    slot = {int(r): i for i, r in enumerate(reps)}
-    for c in sorted(found, key=lambda c: (c[0], c[1])):
-        out[slot[c[2]]].append(c)
-    return ["; ".join(f"{title} [{feed}] {when:%Y-%m-%d %H:%M:%S} ({origins[fi]} line {line})"
-                      for fi, line, _, title, feed, when in copies) for copies in out]
+            out[slot[int(rep[g])]].append(
+                f"{c['title']} [{c['feed']}] {c['pre_time']:%Y-%m-%d %H:%M:%S} ({origins[fi]} line {c['line']})")
+    return ["; ".join(copies) for copies in out]
 
 
 def ingest_tables(
@@ -571,8 +480,7 @@ def ingest_tables(
     ----------
     batches : sequence of (list of FileResult, batch)
         What :func:`read_and_clean` returns: per batch of consecutive files, their
-        FileResults and their cleaned rows (already free of the batch's own duplicates),
-        in creation order. The batches are consumed: their rows are released as the
+        FileResults and their cleaned rows, in creation order. The batches are consumed: their rows are released as the
         releases table is assembled.
     dumps : sequence of DumpFile
         The same files (for names and creation times).
@@ -588,10 +496,9 @@ def ingest_tables(
 
     Notes
     -----
-    A title's first copy overall is the first copy of the first batch that holds it, so
-    the batches' first copies are deduplicated once more, in order. A title's copies differ
-    in time when a later batch's copy, or any copy's in-batch time range, differs from the
-    kept copy's time.
+    A title's first copy is its first row in batch order, then row order; the keys are
+    compared in parts (:func:`_dedup_parts`). A title's copies differ in time when a later
+    copy's time is not the kept copy's.
     """
     pieces, dumps_table, report = _ingest_tables(batches, dumps)
     out = list(pieces)
@@ -776,7 +683,7 @@ def read_and_clean(
     """Read and clean every dump in a thread pool (see :func:`raidstudy.sources.nzedb.read_dumps`).
 
     Returns, per batch of ``batch_files`` consecutive files, their FileResults and the
-    cleaned batch (its valid rows without the batch's own duplicates); pass the list to
+    cleaned batch (its valid rows and their comparison keys); pass the list to
     :func:`ingest_tables`.
     """
     cleaner = _Cleaner([d.relpath for d in dumps], accept_feeds)
