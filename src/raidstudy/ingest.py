@@ -37,6 +37,8 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +157,66 @@ def _unescape_quoted(quoted: pa.Array) -> pa.Array:
     return pc.replace_with_mask(quoted, has, fixed)
 
 
+#: The pre time as the dumps write it, quotes included.
+_TIME_FORMAT = "'%Y-%m-%d %H:%M:%S'"
+_TIME_WIDTH = 21
+_TIME_DIGITS = np.array([1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19])
+_TIME_PUNCT_AT = np.array([0, 5, 8, 11, 14, 17, 20])
+_TIME_PUNCT = np.frombuffer(b"'-- ::'", np.uint8)
+# Days in, and days before, each month of a common year (index: month; 0 and 13 unused).
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0], np.int32)
+_MONTH_START = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 0], np.int32)
+_LEAP_DAYS_BEFORE_1970 = 1969 // 4 - 1969 // 100 + 1969 // 400
+
+
+def _pre_times(col: pa.Array) -> pa.Array:
+    """``pc.strptime(col, format="'%Y-%m-%d %H:%M:%S'", unit="s", error_is_null=True)``,
+    computed from the bytes where a value is a strictly valid time of 1900-2199.
+
+    The digits of fixed-width values are read in a few numpy passes (about three times
+    faster than ``strptime``); every other value -- another width, a calendar date that
+    does not exist, a second of 60, a year outside 1900-2199 -- is left to ``strptime``
+    itself, so the result is the same for every input (``strptime`` normalises some of
+    these, e.g. ``2020-02-30`` to ``2020-03-01``).
+    """
+    n = len(col)
+    off, data = string_buffers(col)
+    fixed = np.diff(off) == _TIME_WIDTH
+    if col.null_count:
+        fixed &= col.is_valid().to_numpy(zero_copy_only=False)
+    if off[-1] - off[0] == _TIME_WIDTH * n and fixed.all():
+        at = None
+        text = data[off[0]:off[-1]].reshape(n, _TIME_WIDTH)
+    else:
+        at = np.flatnonzero(fixed)
+        text = data[off[at][:, None] + np.arange(_TIME_WIDTH)]
+    digit = text[:, _TIME_DIGITS] - np.uint8(48)  # non-digits wrap round to values above 9
+    ok = (digit <= 9).all(1) & (text[:, _TIME_PUNCT_AT] == _TIME_PUNCT).all(1)
+    two = digit[:, 0::2].astype(np.int32) * 10 + digit[:, 1::2]  # century, year, month, day, h, m, s
+    year = two[:, 0] * 100 + two[:, 1]
+    month, day = np.minimum(two[:, 2], 13), two[:, 3]  # (a non-digit gives any value)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    ok &= (year >= 1900) & (year < 2200) & (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
+    ok &= (two[:, 4] < 24) & (two[:, 5] < 60) & (two[:, 6] < 60)
+    before = year - 1
+    days = ((year - 1970) * 365 + (before // 4 - before // 100 + before // 400 - _LEAP_DAYS_BEFORE_1970)
+            + _MONTH_START[month] + (leap & (month > 2)) + day - 1)
+    secs = days.astype(np.int64) * _DAY + (two[:, 4] * 3600 + two[:, 5] * 60 + two[:, 6])
+    if at is None and ok.all():
+        return pa.array(secs).view(pa.timestamp("s"))
+    value = np.zeros(n, np.int64)
+    known = np.zeros(n, bool)
+    where = np.flatnonzero(ok) if at is None else at[ok]
+    value[where] = secs[ok]
+    known[where] = True
+    rest = np.flatnonzero(~known)
+    parsed = pc.strptime(col.take(pa.array(rest)), format=_TIME_FORMAT, unit="s", error_is_null=True)
+    value[rest] = parsed.cast(pa.int64()).fill_null(0).to_numpy()
+    valid = known
+    valid[rest] = parsed.is_valid().to_numpy(zero_copy_only=False)
+    return pa.array(value, mask=~valid).view(pa.timestamp("s"))
+
+
 def _part_ids(key: pa.Array) -> np.ndarray:
     """The part (0 .. _N_PARTS - 1) of each quoted key, from its byte length and its last
     character: equal keys always share a part, and the parts come out about equally large."""
@@ -266,7 +328,7 @@ class _Cleaner:
         title_raw = col["title"]
         title_ok = pc.and_(pc.and_(pc.starts_with(title_raw, "'"), pc.ends_with(title_raw, "'")),
                            pc.greater(pc.binary_length(title_raw), 2))
-        ts = pc.strptime(col["predate"], format="'%Y-%m-%d %H:%M:%S'", unit="s", error_is_null=True)
+        ts = _pre_times(col["predate"])
         ts_ok = pc.is_valid(ts)
         feed_values, feed_idx = _unquote_codes(col["source"])
         if self.any_feed:
@@ -435,6 +497,22 @@ def _exact_dictionary(col) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(new_code[codes]), uniq.dictionary.filter(pa.array(used)))
 
 
+#: How much lower the priority (niceness) of the writer's helper threads is.
+HELPER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's scheduling priority by :data:`HELPER_NICENESS` (Linux,
+    where a thread's niceness is its own; elsewhere, or when refused, nothing happens)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HELPER_NICENESS))
+    except OSError:
+        pass
+
+
 def _writer_piece(rows: pa.Table) -> pa.Table:
     """A batch's kept rows as the writer takes them: with the columns derived from the title
     (group, family) and exact dictionaries (:func:`_exact_dictionary`).
@@ -542,7 +620,10 @@ def _ingest_tables(
     def pieces() -> Iterator[pa.Table]:
         # The conflicts are counted once the pieces are made, while the writer writes the
         # last row groups; the report is complete once the last piece has been handed out.
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        # The single-threaded writer is the critical path: the helpers that make the pieces
+        # run at a lower priority, so that they take the core the writer leaves instead of
+        # sharing its core (on 2 cores this phase then takes about 0.25 s less).
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), initializer=_lower_priority) as pool:
             made = pool.map(final, range(len(parts)))
             conflicts = pool.submit(_conflicts, parts, offsets, is_dup, rep, origins)
             yield from made
@@ -694,8 +775,6 @@ def read_and_clean(
 def _progress(total: int, desc: str, quiet: bool):
     """A tqdm bar on stderr, or None when asked to be quiet or stderr is not a terminal
     (tqdm is then not even imported: 0.1 s saved on every scripted run)."""
-    import sys
-
     if quiet or not sys.stderr.isatty():
         return None
     try:
