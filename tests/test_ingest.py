@@ -342,3 +342,19 @@ def test_lower_priority_refused_is_harmless(monkeypatch):
     ingest._lower_priority()  # nothing raised
     monkeypatch.setattr(ingest.sys, "platform", "darwin")
     ingest._lower_priority()
+
+
+def test_part_ids_equal_keys_share_a_part():
+    import numpy as np
+    import pyarrow as pa
+
+    from raidstudy.ingest import _N_PARTS, _part_ids
+
+    keys = ["a-grp", "", "b", "a-grp", "", "\u00e9t\u00e9-x", "b"] + [f"title.{'x' * (i % 13)}-grp{i}" for i in range(500)]
+    for arr in (pa.array(keys), pa.array(keys).slice(1, 6), pa.array([""] * 3), pa.array([], pa.string())):
+        pid = _part_ids(arr)
+        assert pid.dtype == np.uint8 and len(pid) == len(arr) and (pid < _N_PARTS).all()
+        by_key = {}
+        for k, p in zip(arr.to_pylist(), pid.tolist()):
+            assert by_key.setdefault(k, p) == p
+    assert len(set(_part_ids(pa.array(keys)).tolist())) > _N_PARTS // 2  # spread over the parts
