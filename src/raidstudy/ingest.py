@@ -429,9 +429,23 @@ def _int64s(col: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate([c.cast(pa.int64()).to_numpy() for c in col.chunks])
 
 
-def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@dataclass
+class _Dedup:
+    """What :func:`_dedup_parts` finds (global row numbers): ``is_dup`` marks every row whose
+    title occurred earlier, ``rep`` gives each row's first copy, ``conflicts`` lists (sorted)
+    the first copies of the titles whose copies carry different pre times, and ``n_far``
+    counts the titles with copies over a day apart."""
+
+    is_dup: np.ndarray
+    rep: np.ndarray
+    conflicts: np.ndarray
+    n_far: int
+
+
+def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
     """:func:`_dedup_first` over the batches' titles, lower-cased (global row numbers), part
-    by part in two threads (see :data:`_N_PARTS`).
+    by part in two threads (see :data:`_N_PARTS`); the copies' pre times are compared in
+    the same pass (a copy differs when its time is not the kept copy's).
 
     The keys are made here rather than in the reader threads, so that they live only for
     this step, in memory the readers have freed: about 0.3 GB less at the peak and as
@@ -440,42 +454,34 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> tuple[np.ndarr
     n = int(offsets[-1])
     is_dup = np.zeros(n, dtype=bool)
     rep = np.arange(n, dtype=np.int64)
+    ts = np.concatenate([_int64s(b.rows.column("pre_time")) for b in parts] or [_NO_ROWS])
 
-    def work(p: int):
+    def work(p: int) -> tuple[np.ndarray, int]:
         keys = pa.chunked_array([k.slice(b[p], b[p + 1] - b[p]) for k, b, _ in keyed], pa.string())
         where = np.concatenate([o + r[b[p]:b[p + 1]] for o, (_, b, r) in zip(offsets, keyed)] or [_NO_ROWS])
         d, r = _dedup_first(keys)
         is_dup[where] = d
         rep[where] = where[r]
+        # A part holds every copy of its titles, so its conflicts are its own.
+        dup_at, kept_at = where[d], where[r[d]]
+        gap = np.abs(ts[dup_at] - ts[kept_at])
+        return _distinct(kept_at[gap != 0]), len(_distinct(kept_at[gap > _DAY]))
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
         keyed = list(pool.map(lambda b: _batch_keys(_one(b.rows.column("title"))), parts))
-        list(pool.map(work, range(_N_PARTS)))
-    return is_dup, rep
+        found = list(pool.map(work, range(_N_PARTS)))
+    conflicts = np.sort(np.concatenate([c for c, _ in found] or [_NO_ROWS]))
+    return _Dedup(is_dup, rep, conflicts, sum(f for _, f in found))
 
 
-def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, is_dup: np.ndarray, rep: np.ndarray,
+def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, dedup: _Dedup,
                origins: Sequence[str]) -> dict[str, Any]:
-    """The report's counts and examples of titles whose copies carry different pre times
-    (a copy differs when its time is not the kept copy's)."""
-    ts = np.concatenate([_int64s(b.rows.column("pre_time")) for b in parts] or [_NO_ROWS])
-    dup_at = np.flatnonzero(is_dup)
-    kept_at = rep[dup_at]
-    gap = np.abs(ts[dup_at] - ts[kept_at])
-    conflict_reps = _marked(kept_at[gap != 0], len(ts))
-    n_far = len(_marked(kept_at[gap > _DAY], len(ts)))
-    examples = _conflict_examples(conflict_reps[:MAX_EXAMPLES], rep, parts, offsets, origins) \
-        if len(conflict_reps) else []
-    return {"duplicate_titles_with_different_times": len(conflict_reps),
-            "duplicate_titles_with_times_over_1_day_apart": n_far,
+    """The report's counts and examples of titles whose copies carry different pre times."""
+    reps = dedup.conflicts
+    examples = _conflict_examples(reps[:MAX_EXAMPLES], dedup.rep, parts, offsets, origins) if len(reps) else []
+    return {"duplicate_titles_with_different_times": len(reps),
+            "duplicate_titles_with_times_over_1_day_apart": dedup.n_far,
             "duplicate_titles_with_different_times_examples": examples}
-
-
-def _marked(rows: np.ndarray, n: int) -> np.ndarray:
-    """The distinct values of ``rows`` (row numbers below ``n``), sorted."""
-    mark = np.zeros(n, bool)
-    mark[rows] = True
-    return np.flatnonzero(mark)
 
 
 def _exact_dictionary(col) -> pa.DictionaryArray:
@@ -606,7 +612,8 @@ def _ingest_tables(
         r.table = None  # free the raw columns
     n_valid = sum(b.n_valid for b in parts)
     offsets = np.cumsum([0] + [b.rows.num_rows for b in parts]).astype(np.int64)
-    is_dup, rep = _dedup_parts(parts, offsets)
+    dedup = _dedup_parts(parts, offsets)
+    is_dup = dedup.is_dup
 
     n_unique = int(len(is_dup) - np.count_nonzero(is_dup))
     dup_total = n_valid - n_unique
@@ -626,7 +633,7 @@ def _ingest_tables(
         # sharing its core (on 2 cores this phase then takes about 0.25 s less).
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), initializer=_lower_priority) as pool:
             made = pool.map(final, range(len(parts)))
-            conflicts = pool.submit(_conflicts, parts, offsets, is_dup, rep, origins)
+            conflicts = pool.submit(_conflicts, parts, offsets, dedup, origins)
             yield from made
             report.update(conflicts.result())
         for b in parts:
