@@ -422,23 +422,18 @@ def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
     return rep != np.arange(n), rep
 
 
-def _int64s(col: pa.ChunkedArray) -> np.ndarray:
-    """A (timestamp or integer) column as one int64 numpy array."""
-    if not len(col):
-        return np.zeros(0, np.int64)
-    return np.concatenate([c.cast(pa.int64()).to_numpy() for c in col.chunks])
-
-
 @dataclass
 class _Dedup:
     """What :func:`_dedup_parts` finds (global row numbers): ``is_dup`` marks every row whose
-    title occurred earlier, ``rep`` gives each row's first copy, ``conflicts`` lists (sorted)
-    the first copies of the titles whose copies carry different pre times, and ``n_far``
-    counts the titles with copies over a day apart."""
+    title occurred earlier and ``rep`` gives each row's first copy; ``n_conflicts`` counts
+    the titles whose copies carry different pre times and ``first_conflicts`` holds the
+    first copies of the first :data:`MAX_EXAMPLES` of them; ``n_far`` counts the titles with
+    copies over a day apart."""
 
     is_dup: np.ndarray
     rep: np.ndarray
-    conflicts: np.ndarray
+    n_conflicts: int
+    first_conflicts: np.ndarray
     n_far: int
 
 
@@ -449,37 +444,44 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
 
     The keys are made here rather than in the reader threads, so that they live only for
     this step, in memory the readers have freed: about 0.3 GB less at the peak and as
-    many fewer pages to fault in.
+    many fewer pages to fault in. Every row belongs to one part, which fills in its
+    ``is_dup`` and ``rep``.
     """
     n = int(offsets[-1])
-    is_dup = np.zeros(n, dtype=bool)
-    rep = np.arange(n, dtype=np.int64)
-    ts = np.concatenate([_int64s(b.rows.column("pre_time")) for b in parts] or [_NO_ROWS])
+    is_dup = np.empty(n, dtype=bool)
+    rep = np.empty(n, dtype=np.int64)
 
-    def work(p: int) -> tuple[np.ndarray, int]:
-        keys = pa.chunked_array([k.slice(b[p], b[p + 1] - b[p]) for k, b, _ in keyed], pa.string())
-        where = np.concatenate([o + r[b[p]:b[p + 1]] for o, (_, b, r) in zip(offsets, keyed)] or [_NO_ROWS])
+    def prepare(b: _Batch) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
+        return (*_batch_keys(_one(b.rows.column("title"))), _one(b.rows.column("pre_time")).cast(pa.int64()).to_numpy())
+
+    def work(p: int) -> tuple[int, np.ndarray, int]:
+        keys = pa.chunked_array([k.slice(b[p], b[p + 1] - b[p]) for k, b, _, _ in keyed], pa.string())
+        rows = [r[b[p]:b[p + 1]] for _, b, r, _ in keyed]
+        where = np.concatenate([o + r for o, r in zip(offsets, rows)] or [_NO_ROWS])
+        ts = np.concatenate([t[r] for (_, _, _, t), r in zip(keyed, rows)] or [_NO_ROWS])
         d, r = _dedup_first(keys)
         is_dup[where] = d
         rep[where] = where[r]
         # A part holds every copy of its titles, so its conflicts are its own.
-        dup_at, kept_at = where[d], where[r[d]]
+        dup_at = np.flatnonzero(d)
+        kept_at = r[dup_at]
         gap = np.abs(ts[dup_at] - ts[kept_at])
-        return _distinct(kept_at[gap != 0]), len(_distinct(kept_at[gap > _DAY]))
+        conflicts = _distinct(where[kept_at[gap != 0]])
+        return len(conflicts), conflicts[:MAX_EXAMPLES], len(_distinct(kept_at[gap > _DAY]))
 
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        keyed = list(pool.map(lambda b: _batch_keys(_one(b.rows.column("title"))), parts))
+        keyed = list(pool.map(prepare, parts))
         found = list(pool.map(work, range(_N_PARTS)))
-    conflicts = np.sort(np.concatenate([c for c, _ in found] or [_NO_ROWS]))
-    return _Dedup(is_dup, rep, conflicts, sum(f for _, f in found))
+    first = np.sort(np.concatenate([f for _, f, _ in found] or [_NO_ROWS]))[:MAX_EXAMPLES]
+    return _Dedup(is_dup, rep, sum(c for c, _, _ in found), first, sum(f for _, _, f in found))
 
 
 def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, dedup: _Dedup,
                origins: Sequence[str]) -> dict[str, Any]:
     """The report's counts and examples of titles whose copies carry different pre times."""
-    reps = dedup.conflicts
-    examples = _conflict_examples(reps[:MAX_EXAMPLES], dedup.rep, parts, offsets, origins) if len(reps) else []
-    return {"duplicate_titles_with_different_times": len(reps),
+    examples = _conflict_examples(dedup.first_conflicts, dedup.rep, parts, offsets, origins) \
+        if dedup.n_conflicts else []
+    return {"duplicate_titles_with_different_times": dedup.n_conflicts,
             "duplicate_titles_with_times_over_1_day_apart": dedup.n_far,
             "duplicate_titles_with_different_times_examples": examples}
 
