@@ -729,9 +729,12 @@ def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
     total = 0
     # Min/max statistics only where they can prune row groups (time, codes, origin, line):
     # every row group holds nearly every group, section, family and feed, and the string
-    # statistics cost the single-threaded writer about 0.15 s.
+    # statistics cost the single-threaded writer about 0.15 s. Pre times and line numbers,
+    # which mostly rise within a file, are delta-encoded: the pre times cost the writer
+    # 0.07 s instead of 0.19 s (0.5 MB larger), the line numbers take 0.5 MB instead of 3.
     with pq.ParquetWriter(path, _WRITE_SCHEMA, compression="zstd", compression_level=1,
                           use_dictionary=list(_DICT_COLUMNS),
+                          column_encoding={"pre_time": "DELTA_BINARY_PACKED", "line": "DELTA_BINARY_PACKED"},
                           write_statistics=["pre_time", "nuke_code", "nuked", "origin", "line"]) as w:
         held: list[pa.Table] = []
         n = 0
