@@ -75,3 +75,43 @@ def test_word_prefilter_changes_no_family(titles):
     finally:
         R._REQUIRED_WORD.update(saved)
     assert fast == plain
+
+
+_TOKENS = ["S01E02", "s01", "S2020E01", "E05", "XXX", "xxx", "2020", "1999", "08", "25", "1080p", "720P", "WEB",
+           "web", "CD", "Vinyl", "FLAC", "eBook", "EPUB", "PS4", "nsw", "CODEX", "v1.2.3", "WinALL", "x64", "Keygen",
+           "x264", "BluRay", "COMPLETE", "HDTV", "Grp", "\u017f01E02", "\u212a", "\u00e9", "-", ".", "_", " ", "-"]
+
+
+def _families_by_the_rules(sections, titles):
+    """The families by the documented rules, one title and one (?i) rule at a time."""
+    import pyarrow.compute as pc
+
+    import raidstudy.releases as R
+
+    out = []
+    for section, title in zip(sections, titles):
+        fam = R._lookup(section or "")
+        if fam.startswith(R._GUESS):
+            default = fam.lstrip(R._GUESS) or "other"
+            fam = next((f for f, pat in R._TITLE_RULES
+                        if title is not None and pc.match_substring_regex(pa.array([title]), pat)[0].as_py()),
+                       default)
+        out.append(fam)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["PRE", "", "X264", "MP3", None]),
+                          st.lists(st.sampled_from(_TOKENS), max_size=9).map("".join)), max_size=30))
+def test_families_follow_the_rules_in_any_case_and_script(rows):
+    """Lowered ASCII titles and the word shortcut give the families of the (?i) rules,
+    also for titles where RE2 folds non-ASCII letters (long s, Kelvin sign) onto ASCII."""
+    sections = [s for s, _ in rows]
+    titles = [t for _, t in rows]
+    got = section_families(pa.array(sections, pa.string()), pa.array(titles, pa.string())).to_pylist()
+    assert got == _families_by_the_rules(sections, titles)
+
+
+def test_long_s_and_kelvin_sign_fold_as_re2_folds_them():
+    titles = ["Show.\u017f01E02.720p-GRP", "Show.S01E02.720p-GRP", "Show.s01e02-GRP"]
+    assert section_families(pa.array(["PRE"] * 3), pa.array(titles)).to_pylist() == ["tv"] * 3
