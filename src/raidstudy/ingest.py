@@ -524,9 +524,18 @@ def _lower_priority() -> None:
         pass
 
 
+def _kept_rows(rows: pa.Table, keep: np.ndarray) -> pa.Table:
+    """A batch's kept rows (``keep``), with exact dictionaries (:func:`_exact_dictionary`)."""
+    if not keep.all():
+        rows = rows.filter(pa.array(keep))
+    for name in ("section", "feed", "nuke_reason"):
+        rows = rows.set_column(rows.schema.get_field_index(name), name, _exact_dictionary(rows.column(name)))
+    return rows
+
+
 def _writer_piece(rows: pa.Table) -> pa.Table:
-    """A batch's kept rows as the writer takes them: with the columns derived from the title
-    (group, family) and exact dictionaries (:func:`_exact_dictionary`).
+    """A batch's kept rows (:func:`_kept_rows`) as the writer takes them: with the columns
+    derived from the title (group, family), in :data:`_WRITE_SCHEMA`.
 
     Group and family are derived here, after the deduplication, rather than in the reader
     threads: this work then runs beside the single-threaded Parquet writer, on the core it
@@ -535,9 +544,7 @@ def _writer_piece(rows: pa.Table) -> pa.Table:
     title, section = _one(rows.column("title")), _one(rows.column("section"))
     family = pa.DictionaryArray.from_arrays(pa.array(family_codes(section, title)), families_array())
     group = pc.dictionary_encode(groups_from_titles(title))
-    for name in ("section", "feed", "nuke_reason"):
-        rows = rows.set_column(rows.schema.get_field_index(name), name, _exact_dictionary(rows.column(name)))
-    return rows.add_column(1, "group", group).add_column(3, "family", family)
+    return rows.add_column(1, "group", group).add_column(3, "family", family).cast(_WRITE_SCHEMA)
 
 
 def _conflict_examples(reps: np.ndarray, rep: np.ndarray, parts: Sequence[_Batch], offsets: np.ndarray,
@@ -600,7 +607,12 @@ def _ingest_tables(
     dumps: Sequence[nzedb.DumpFile],
 ) -> tuple[Iterator[pa.Table], pa.Table, dict[str, Any]]:
     """:func:`ingest_tables` with the releases as a stream of per-batch tables, in order,
-    computed two at a time in threads while the caller consumes (writes) them."""
+    computed two at a time in threads while the caller consumes (writes) them.
+
+    After the deduplication, the conflicts' examples are read from the batches' rows and
+    each batch is cut down to its kept rows in two threads; the rest of each piece (group
+    and family, :func:`_writer_piece`) is made beside the writer.
+    """
     results = [r for rs, _ in batches for r in rs]
     skipped: dict[str, int] = {r: 0 for r in SKIP_REASONS}
     examples: dict[str, list[str]] = {r: [] for r in SKIP_REASONS}
@@ -620,26 +632,24 @@ def _ingest_tables(
     n_unique = int(len(is_dup) - np.count_nonzero(is_dup))
     dup_total = n_valid - n_unique
     keep = ~is_dup
-    origins = [d.relpath for d in dumps]
+    conflicts = _conflicts(parts, offsets, dedup, [d.relpath for d in dumps])
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        kept: list[pa.Table | None] = list(pool.map(
+            lambda i: _kept_rows(parts[i].rows, keep[offsets[i]:offsets[i + 1]]), range(len(parts))))
+    for b in parts:
+        b.rows = None  # cut down to the kept rows: release the rest
+    del dedup, is_dup, keep
 
     def final(i: int) -> pa.Table:
-        k = keep[offsets[i]:offsets[i + 1]]
-        rows = parts[i].rows if k.all() else parts[i].rows.filter(pa.array(k))
-        return _writer_piece(rows).cast(_WRITE_SCHEMA)
+        rows, kept[i] = kept[i], None
+        return _writer_piece(rows)
 
     def pieces() -> Iterator[pa.Table]:
-        # The conflicts are counted once the pieces are made, while the writer writes the
-        # last row groups; the report is complete once the last piece has been handed out.
         # The single-threaded writer is the critical path: the helpers that make the pieces
         # run at a lower priority, so that they take the core the writer leaves instead of
         # sharing its core (on 2 cores this phase then takes about 0.25 s less).
         with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), initializer=_lower_priority) as pool:
-            made = pool.map(final, range(len(parts)))
-            conflicts = pool.submit(_conflicts, parts, offsets, dedup, origins)
-            yield from made
-            report.update(conflicts.result())
-        for b in parts:
-            b.rows = None  # consumed
+            yield from pool.map(final, range(len(kept)))
 
     by_file: dict[int, dict[str, int]] = {}
     for b in parts:
@@ -690,10 +700,7 @@ def _ingest_tables(
         "rows_valid": n_valid,
         "rows_kept": n_unique,
         "duplicates": dup_total,
-        # filled in by pieces(), once the conflicts are counted:
-        "duplicate_titles_with_different_times": None,
-        "duplicate_titles_with_times_over_1_day_apart": None,
-        "duplicate_titles_with_different_times_examples": None,
+        **conflicts,
         "rows_with_bad_bytes": sum(r.n_bad_bytes_rows for r in results),
         "skipped": skipped,
         "skipped_total": n_skipped,
