@@ -173,8 +173,8 @@ def _pre_times(col: pa.Array) -> pa.Array:
     """``pc.strptime(col, format="'%Y-%m-%d %H:%M:%S'", unit="s", error_is_null=True)``,
     computed from the bytes where a value is a strictly valid time of 1900-2199.
 
-    The digits of fixed-width values are read in a few numpy passes (about three times
-    faster than ``strptime``); every other value -- another width, a calendar date that
+    The digits of fixed-width values are read in a few numpy passes (about twice as fast
+    as ``strptime``); every other value -- another width, a calendar date that
     does not exist, a second of 60, a year outside 1900-2199 -- is left to ``strptime``
     itself, so the result is the same for every input (``strptime`` normalises some of
     these, e.g. ``2020-02-30`` to ``2020-03-01``).
