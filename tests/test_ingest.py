@@ -277,6 +277,7 @@ def _strptime_reference(values):
 
 
 def test_pre_times_equal_strptime_on_edge_cases():
+    import numpy as np
     import pyarrow as pa
 
     from raidstudy.ingest import _pre_times
@@ -287,6 +288,13 @@ def test_pre_times_equal_strptime_on_edge_cases():
         assert got.cast(pa.int64()).to_pylist() == _strptime_reference(values), values
     sliced = pa.array(_TIME_EDGES, pa.string()).slice(3, 9)  # an offset into the buffers
     assert _pre_times(sliced).cast(pa.int64()).to_pylist() == _strptime_reference(_TIME_EDGES[3:12])
+    # a null whose slot spans 21 bytes of a valid time (Arrow allows any bytes under a null)
+    data = ("'2020-08-25 13:05:59'" * 2).encode()
+    offsets = pa.py_buffer(np.array([0, 21, 42], np.int32).tobytes())
+    validity = pa.py_buffer(np.packbits([True, False], bitorder="little").tobytes())
+    masked = pa.Array.from_buffers(pa.string(), 2, [validity, offsets, pa.py_buffer(data)])
+    assert masked.to_pylist() == ["'2020-08-25 13:05:59'", None]
+    assert _pre_times(masked).cast(pa.int64()).to_pylist() == [1598360759, None]
 
 
 def test_pre_times_equal_strptime_fuzzed():
@@ -340,8 +348,20 @@ def test_lower_priority_refused_is_harmless(monkeypatch):
 
     monkeypatch.setattr(os, "setpriority", refuse)
     ingest._lower_priority()  # nothing raised
-    monkeypatch.setattr(ingest.sys, "platform", "darwin")
+
+
+def test_lower_priority_only_on_linux(monkeypatch):
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "setpriority", lambda *a: calls.append(a))
+    monkeypatch.setattr(os, "getpriority", lambda *a: 0)
+    monkeypatch.setattr(ingest.sys, "platform", "darwin")  # thread ids are not process ids there
     ingest._lower_priority()
+    assert calls == []
+    monkeypatch.setattr(ingest.sys, "platform", "linux")
+    ingest._lower_priority()
+    assert len(calls) == 1 and calls[0][2] == ingest.HELPER_NICENESS
 
 
 def test_part_ids_equal_keys_share_a_part():

@@ -1,9 +1,8 @@
 """The batched, threaded ingest against a line-by-line reference on random dumps.
 
 The ingest reads files in batches (one CSV parse per batch, per-file parsing when a batch
-holds a faulty line), deduplicates inside each batch, then across batches in key parts, and
-counts titles whose copies carry different pre times from per-batch time ranges. The
-reference below does the same job the obvious way, one line at a time, so any slip in the
+holds a faulty line), deduplicates all valid rows once, in parts of the key space, and
+compares each copy's pre time with the kept copy's in the same pass. The reference below does the same job the obvious way, one line at a time, so any slip in the
 bookkeeping (first copy, accounting, conflict counts and examples) shows up as a difference.
 """
 from __future__ import annotations

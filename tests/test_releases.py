@@ -104,8 +104,9 @@ def _families_by_the_rules(sections, titles):
 @given(st.lists(st.tuples(st.sampled_from(["PRE", "", "X264", "MP3", None]),
                           st.lists(st.sampled_from(_TOKENS), max_size=9).map("".join)), max_size=30))
 def test_families_follow_the_rules_in_any_case_and_script(rows):
-    """Lowered ASCII titles and the word shortcut give the families of the (?i) rules,
-    also for titles where RE2 folds non-ASCII letters (long s, Kelvin sign) onto ASCII."""
+    """The vectorised rules (with the word shortcut) give the families of the (?i) rules
+    applied one title at a time, also where RE2 folds non-ASCII letters (long s, Kelvin
+    sign) onto ASCII ones."""
     sections = [s for s, _ in rows]
     titles = [t for _, t in rows]
     got = section_families(pa.array(sections, pa.string()), pa.array(titles, pa.string())).to_pylist()
@@ -113,5 +114,7 @@ def test_families_follow_the_rules_in_any_case_and_script(rows):
 
 
 def test_long_s_and_kelvin_sign_fold_as_re2_folds_them():
-    titles = ["Show.\u017f01E02.720p-GRP", "Show.S01E02.720p-GRP", "Show.s01e02-GRP"]
-    assert section_families(pa.array(["PRE"] * 3), pa.array(titles)).to_pylist() == ["tv"] * 3
+    titles = ["Show.\u017f01E02.720p-GRP", "Show.S01E02.720p-GRP", "Show.s01e02-GRP",
+              "Some.eBoo\u212a.2020-G", "App.v1.2.Incl.\u212aeygen-G"]
+    assert section_families(pa.array(["PRE"] * 5), pa.array(titles)).to_pylist() == \
+        ["tv", "tv", "tv", "books", "apps"]

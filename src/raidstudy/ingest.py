@@ -24,12 +24,13 @@ creation order, then line order; titles whose copies carry different pre times a
 (``duplicate_titles_with_different_times``) and reported with examples.
 
 How: batches of 32 consecutive files are read (one CSV parse per batch) and cleaned in a
-thread pool; the titles, lower-cased, are then split into 64 parts of the key space and
-deduplicated part by part, in batch and row order, on two threads, which finds each title's
-first copy with one hash of every key. Group and family
-are derived from the kept rows beside the single-threaded Parquet writer, which receives
-the string columns with few distinct values dictionary-encoded. While the ingest runs,
-glibc keeps and reuses freed memory (:func:`raidstudy._memory.bulk_allocation`).
+thread pool (one thread per CPU); the titles, lower-cased, are then split into 64 parts of
+the key space and deduplicated part by part, in batch and row order, on two threads, which
+finds each title's first copy with one hash of every key and compares the copies' pre times
+in the same pass. Group and family are derived from the kept rows beside the
+single-threaded Parquet writer (the critical path, whose helpers run at a lower priority),
+which receives the string columns with few distinct values dictionary-encoded. While the
+ingest runs, glibc keeps and reuses freed memory (:func:`raidstudy._memory.bulk_allocation`).
 ``benchmarks/bench_ingest.py`` times the whole against ``zcat``.
 """
 from __future__ import annotations
@@ -140,9 +141,9 @@ _NUM = r"^-?\d{1,3}$"
 _RAW_COLUMNS = ("title", "nuked", "nukereason", "category", "predate", "source")
 
 #: Keys are compared in parts (the same part for equal keys), so that every hash table stays
-#: small: on the 2-core development VM, 64 parts of about 70,000 keys are encoded about twice
-#: as fast as 2 parts of 2.3 million (cache and TLB misses dominate), and two threads share
-#: the parts of the cross-batch comparison.
+#: small: on the 2-core development VM, 64 parts of about 70,000 keys were encoded about twice
+#: as fast as 2 parts of 2.3 million (cache and TLB misses dominate); the full dumps give
+#: parts of about 97,000 keys, which two threads share.
 _N_PARTS = 64
 _DAY = 86400
 
@@ -576,8 +577,8 @@ def ingest_tables(
     ----------
     batches : sequence of (list of FileResult, batch)
         What :func:`read_and_clean` returns: per batch of consecutive files, their
-        FileResults and their cleaned rows, in creation order. The batches are consumed: their rows are released as the
-        releases table is assembled.
+        FileResults and their cleaned rows, in creation order. The batches are consumed:
+        their rows are released once cut down to the kept rows.
     dumps : sequence of DumpFile
         The same files (for names and creation times).
 
@@ -634,8 +635,8 @@ def _ingest_tables(
     keep = ~is_dup
     conflicts = _conflicts(parts, offsets, dedup, [d.relpath for d in dumps])
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        kept: list[pa.Table | None] = list(pool.map(
-            lambda i: _kept_rows(parts[i].rows, keep[offsets[i]:offsets[i + 1]]), range(len(parts))))
+        kept: list[pa.Table | None] = list(pool.map(_kept_rows, [b.rows for b in parts],
+                                                    np.split(keep, offsets[1:-1])))
     for b in parts:
         b.rows = None  # cut down to the kept rows: release the rest
     del dedup, is_dup, keep

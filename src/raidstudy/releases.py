@@ -48,13 +48,12 @@ checked in ``tests/test_releases.py``.
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._strbuf import rows_containing, rows_not_ascii, string_buffers
+from ._strbuf import rows_containing, string_buffers
 
 __all__ = [
     "FAMILIES",
@@ -158,23 +157,6 @@ _TITLE_RULES: tuple[tuple[str, str], ...] = (
 _FAM_CODE = {f: i for i, f in enumerate(FAMILIES)}
 
 
-def _lower_case_rule(pattern: str) -> str:
-    """A ``(?i)`` rule as a case-sensitive rule for ASCII-lowered titles: its letters lowered,
-    escapes such as ``\\d`` kept.
-
-    On ASCII text the two match the same titles. RE2's ``(?i)`` also folds a few non-ASCII
-    letters onto ASCII ones (``ſ`` onto ``s``, the Kelvin sign onto ``k``), so titles with
-    non-ASCII bytes keep the ``(?i)`` rules.
-    """
-    if not pattern.startswith("(?i)"):
-        raise ValueError(f"title rule {pattern!r} does not start with (?i)")
-    return re.sub(r"(\\.)|([A-Z])", lambda m: m.group(1) or m.group(2).lower(), pattern[4:])
-
-
-#: :data:`_TITLE_RULES` for ASCII titles, lowered (matching them is about a tenth faster).
-_LOWER_RULES = tuple((fam, _lower_case_rule(pat)) for fam, pat in _TITLE_RULES)
-
-
 @functools.cache
 def families_array() -> pa.StringArray:
     """:data:`FAMILIES` as an Arrow array (built on first use: ``pa.array`` makes pyarrow
@@ -228,31 +210,17 @@ def _from_titles(titles: pa.Array, codes: np.ndarray) -> np.ndarray:
     """Apply :data:`_TITLE_RULES` in order; each rule only sees the titles still undecided.
 
     ``codes`` holds the default family code of each title; returns the decided codes.
-    ASCII titles are matched lower-cased by :data:`_LOWER_RULES`, the others by the rules
-    themselves.
     """
-    odd = rows_not_ascii(titles)
-    if not odd.any():
-        return _apply_rules(pc.ascii_lower(titles), codes, _LOWER_RULES, lowered=True)
-    out = codes.copy()
-    plain = np.flatnonzero(~odd)
-    out[plain] = _apply_rules(pc.ascii_lower(titles.filter(pa.array(~odd))), codes[plain], _LOWER_RULES,
-                              lowered=True)
-    out[odd] = _apply_rules(titles.filter(pa.array(odd)), codes[odd], _TITLE_RULES, lowered=False)
-    return out
-
-
-def _apply_rules(titles: pa.Array, codes: np.ndarray, rules, *, lowered: bool) -> np.ndarray:
     out = codes.copy()
     todo = np.arange(len(titles), dtype=np.int64)
     cur = titles
-    for fam, pat in rules:
+    for fam, pat in _TITLE_RULES:
         if len(todo) == 0:
             break
         if fam in _REQUIRED_WORD:
             # Most titles cannot match: a byte scan spares them the regular expression
             # (its per-title cost dominates here).
-            hit = rows_containing(cur, _REQUIRED_WORD[fam], fold_ascii_case=not lowered)
+            hit = rows_containing(cur, _REQUIRED_WORD[fam], fold_ascii_case=True)
             if hit.any():
                 hit[hit] = _matches(cur.filter(pa.array(hit)), pat)
         else:

@@ -395,9 +395,9 @@ def default_threads() -> int:
     """Reader threads: one per CPU (at most 8).
 
     The readers spend nearly all their time in ISA-L, Arrow and numpy, which release the
-    GIL, so one thread keeps a core busy. On 2 cores, 2 threads ingest the full nZEDb dumps
-    about 4 % faster than 3, with 5 % less CPU and 0.1 GB less memory (an extra thread
-    only adds working memory and contention).
+    GIL, so one thread keeps a core busy. On 2 cores, over 12 interleaved pairs of full
+    ingests, 2 threads took 3-4 % less time and CPU than 3 on average (single runs vary by
+    more than that) and 0.1 GB less memory: an extra thread adds working memory.
     """
     return min(8, os.cpu_count() or 1)
 
