@@ -80,7 +80,9 @@ def _reference(dumps):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("batch_files", [1, 2, 32])
-def test_ingest_matches_line_by_line_reference(tmp_path, seed, batch_files):
+@pytest.mark.parametrize("cpus", [1, 5])  # threads of the deduplication
+def test_ingest_matches_line_by_line_reference(tmp_path, monkeypatch, seed, batch_files, cpus):
+    monkeypatch.setattr(nzedb, "default_threads", lambda: cpus)
     _random_dumps(tmp_path, seed)
     dumps = nzedb.list_dumps(tmp_path)
     batches = ingest.read_and_clean(dumps, batch_files=batch_files, threads=2)

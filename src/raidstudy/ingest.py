@@ -25,9 +25,9 @@ creation order, then line order; titles whose copies carry different pre times a
 
 How: batches of 32 consecutive files are read (one CSV parse per batch) and cleaned in a
 thread pool (one thread per CPU); the titles, lower-cased, are then split into 64 parts of
-the key space and deduplicated part by part, in batch and row order, on two threads, which
-finds each title's first copy with one hash of every key and compares the copies' pre times
-in the same pass. Group and family are derived from the kept rows beside the
+the key space and deduplicated part by part, in batch and row order, in as many threads,
+which finds each title's first copy with one hash of every key and compares the copies'
+pre times in the same pass. Group and family are derived from the kept rows beside the
 single-threaded Parquet writer (the critical path, whose helpers run at a lower priority),
 which receives the string columns with few distinct values dictionary-encoded. While the
 ingest runs, glibc keeps and reuses freed memory (:func:`raidstudy._memory.bulk_allocation`).
@@ -143,7 +143,7 @@ _RAW_COLUMNS = ("title", "nuked", "nukereason", "category", "predate", "source")
 #: Keys are compared in parts (the same part for equal keys), so that every hash table stays
 #: small: on the 2-core development VM, 64 parts of about 70,000 keys were encoded about twice
 #: as fast as 2 parts of 2.3 million (cache and TLB misses dominate); the full dumps give
-#: parts of about 97,000 keys, which two threads share.
+#: parts of about 97,000 keys, which one thread per CPU share.
 _N_PARTS = 64
 _DAY = 86400
 
@@ -440,8 +440,8 @@ class _Dedup:
 
 def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
     """:func:`_dedup_first` over the batches' titles, lower-cased (global row numbers), part
-    by part in two threads (see :data:`_N_PARTS`); the copies' pre times are compared in
-    the same pass (a copy differs when its time is not the kept copy's).
+    by part in one thread per CPU (see :data:`_N_PARTS`); the copies' pre times are compared
+    in the same pass (a copy differs when its time is not the kept copy's).
 
     The keys are made here rather than in the reader threads, so that they live only for
     this step, in memory the readers have freed: about 0.3 GB less at the peak and as
@@ -470,7 +470,7 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
         conflicts = _distinct(where[kept_at[gap != 0]])
         return len(conflicts), conflicts[:MAX_EXAMPLES], len(_distinct(kept_at[gap > _DAY]))
 
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
         keyed = list(pool.map(prepare, parts))
         found = list(pool.map(work, range(_N_PARTS)))
     first = np.sort(np.concatenate([f for _, f, _ in found] or [_NO_ROWS]))[:MAX_EXAMPLES]
@@ -611,7 +611,7 @@ def _ingest_tables(
     computed two at a time in threads while the caller consumes (writes) them.
 
     After the deduplication, the conflicts' examples are read from the batches' rows and
-    each batch is cut down to its kept rows in two threads; the rest of each piece (group
+    each batch is cut down to its kept rows in one thread per CPU; the rest of each piece (group
     and family, :func:`_writer_piece`) is made beside the writer.
     """
     results = [r for rs, _ in batches for r in rs]
@@ -634,7 +634,7 @@ def _ingest_tables(
     dup_total = n_valid - n_unique
     keep = ~is_dup
     conflicts = _conflicts(parts, offsets, dedup, [d.relpath for d in dumps])
-    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
         kept: list[pa.Table | None] = list(pool.map(_kept_rows, [b.rows for b in parts],
                                                     np.split(keep, offsets[1:-1])))
     for b in parts:
