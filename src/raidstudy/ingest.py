@@ -98,14 +98,14 @@ def _unquote(arr):
 
 
 def _unescape(arr: pa.Array) -> pa.Array:
-    """Undo MySQL backslash escapes (``\\'``, ``\\"``, ``\\\\``) where a backslash occurs."""
-    has = pc.match_substring(arr, "\\")
-    if not pc.any(has).as_py():
+    """Undo MySQL backslash escapes (``\\'``, ``\\"``, ``\\\\``), touching only the values that
+    hold a backslash (found by a byte scan: several times faster than ``pc.match_substring``)."""
+    has = rows_containing(arr, b"\\")
+    if not has.any():
         return arr
-    if isinstance(arr, pa.ChunkedArray):
-        arr, has = arr.combine_chunks(), has.combine_chunks()
+    has = pa.array(has)
     fixed = pc.replace_substring_regex(pc.filter(arr, has), r"\\(['\"\\])", r"\1")
-    return pc.replace_with_mask(arr, has, fixed)
+    return pc.replace_with_mask(_one(arr), has, fixed)
 
 
 def _one(col) -> pa.Array:
@@ -138,7 +138,6 @@ def _lower_key(title: pa.Array) -> pa.Array:
 
 
 _NUM = r"^-?\d{1,3}$"
-_RAW_COLUMNS = ("title", "nuked", "nukereason", "category", "predate", "source")
 
 #: Keys are compared in parts (the same part for equal keys), so that every hash table stays
 #: small: on the 2-core development VM, 64 parts of about 70,000 keys were encoded about twice
@@ -146,16 +145,6 @@ _RAW_COLUMNS = ("title", "nuked", "nukereason", "category", "predate", "source")
 #: parts of about 97,000 keys, which one thread per CPU share.
 _N_PARTS = 64
 _DAY = 86400
-
-
-def _unescape_quoted(quoted: pa.Array) -> pa.Array:
-    """:func:`_unescape` inside the quotes, touching only the titles that hold a backslash."""
-    has = rows_containing(quoted, b"\\")  # a byte scan: several times faster than pc.match_substring
-    if not has.any():
-        return quoted
-    has = pa.array(has)
-    fixed = pc.binary_join_element_wise("'", _unescape(_strip_quotes(pc.filter(quoted, has))), "'", "")
-    return pc.replace_with_mask(quoted, has, fixed)
 
 
 #: The pre time as the dumps write it, quotes included.
@@ -374,8 +363,7 @@ class _Cleaner:
         for p, c in zip((pairs + first_file * len(names)).tolist(), pair_n[pairs].tolist()):
             k = (p // len(names), names[p % len(names)])
             per_feed[k] = per_feed.get(k, 0) + c
-        # MySQL escapes are undone where a title holds a backslash.
-        quoted = _unescape_quoted(col["title"])
+        title = _unescape(_strip_quotes(col["title"]))
         sec_values, sec_idx = _unquote_codes(col["category"])
         nk_values, nk_idx = _unquote_codes(col["nuked"])
         nuke_s = pc.fill_null(nk_values, "0")
@@ -385,7 +373,7 @@ class _Cleaner:
         nuke_code = nk_codes.take(nk_idx)
         nr_values, nr_idx = _unquote_codes(col["nukereason"])
         rows = pa.table({
-            "title": _strip_quotes(quoted),
+            "title": title,
             "section": pa.DictionaryArray.from_arrays(sec_idx, pc.fill_null(sec_values, "")),
             "feed": pa.DictionaryArray.from_arrays(feed_idx, feed_values),
             "pre_time": ts.cast(pa.timestamp("s", tz="UTC")),
