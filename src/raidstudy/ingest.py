@@ -97,15 +97,20 @@ def _unquote(arr):
     return pc.if_else(quoted, inner, pc.if_else(pc.equal(arr, "\\N"), pa.scalar(None, pa.string()), arr))
 
 
+def _replace_where(arr: pa.Array, mask: np.ndarray, fix) -> pa.Array:
+    """``arr`` with the values where ``mask`` holds replaced by ``fix`` of them: the work is
+    done on those values only."""
+    if not mask.any():
+        return arr
+    mask = pa.array(mask)
+    return pc.replace_with_mask(_one(arr), mask, fix(pc.filter(arr, mask)))
+
+
 def _unescape(arr: pa.Array) -> pa.Array:
     """Undo MySQL backslash escapes (``\\'``, ``\\"``, ``\\\\``), touching only the values that
     hold a backslash (found by a byte scan: several times faster than ``pc.match_substring``)."""
-    has = rows_containing(arr, b"\\")
-    if not has.any():
-        return arr
-    has = pa.array(has)
-    fixed = pc.replace_substring_regex(pc.filter(arr, has), r"\\(['\"\\])", r"\1")
-    return pc.replace_with_mask(_one(arr), has, fixed)
+    return _replace_where(arr, rows_containing(arr, b"\\"),
+                          lambda held: pc.replace_substring_regex(held, r"\\(['\"\\])", r"\1"))
 
 
 def _one(col) -> pa.Array:
@@ -128,13 +133,10 @@ def _strip_quotes(quoted: pa.Array) -> pa.Array:
 
 
 def _lower_key(title: pa.Array) -> pa.Array:
-    """Lower-cased titles: ASCII lowering everywhere, Unicode lowering only where it matters."""
-    key = pc.ascii_lower(title)
-    non_ascii = rows_not_ascii(title)
-    if non_ascii.any():
-        non_ascii = pa.array(non_ascii)
-        key = pc.replace_with_mask(key, non_ascii, pc.utf8_lower(pc.filter(title, non_ascii)))
-    return key
+    """Lower-cased titles: ASCII lowering everywhere, Unicode lowering only where it matters
+    (Arrow lowers code point by code point, so lowering an ASCII-lowered value again gives
+    the value's own Unicode lowering)."""
+    return _replace_where(pc.ascii_lower(title), rows_not_ascii(title), pc.utf8_lower)
 
 
 _NUM = r"^-?\d{1,3}$"
