@@ -48,4 +48,4 @@ clean: ## remove results/ and caches (keeps .venv and data/)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 readme: $(STAMP) ## refresh the README's results section from results/sparks-2020 (after make run)
-	$(BIN)/python -m raidstudy.readme results/sparks-2020
+	$(BIN)/python -m raidstudy.report.readme results/sparks-2020

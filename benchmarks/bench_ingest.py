@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from raidstudy.paths import default_dumps_dir  # noqa: E402
-from raidstudy.sources.nzedb import list_dumps  # noqa: E402
+from raidstudy.data.sources.nzedb import list_dumps  # noqa: E402
 
 
 def run_child(argv: list[str]) -> tuple[float, float]:

@@ -1,6 +1,6 @@
 """Benchmark: one negative-binomial ITS fit (day-of-week + two Fourier pairs, three years of daily data).
 
-The data are SIMULATED (raidstudy.simulate.simulate_its), not real release counts.
+The data are SIMULATED (raidstudy.models.simulate.simulate_its), not real release counts.
 Reports the median wall time of ``ITS(...).fit()`` (design building included) against a
 bare statsmodels GLM fit of the same design (NB2 with the alpha the engine estimated,
 HAC covariance with the same lags), measured in the same run.
@@ -18,7 +18,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from raidstudy import ITS
-from raidstudy.simulate import simulate_its
+from raidstudy.models.simulate import simulate_its
 
 
 def main(reps: int = 30) -> dict:

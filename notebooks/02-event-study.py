@@ -52,7 +52,7 @@ n_placebos = 40
 output_dir = "results/sparks-2020"
 
 # %%
-from raidstudy.spec import notebook_parameters, validate_parameters
+from raidstudy.study.parameters import notebook_parameters, validate_parameters
 
 # Every parameter goes through the one validation function that the CLI and the batch
 # runner use: an unknown name or a bad value stops here, before any model is fitted.
@@ -61,8 +61,8 @@ spec = validate_parameters(notebook_parameters(globals()))
 # %%
 from IPython.display import Markdown, display
 
-from raidstudy import narrative, plots, tables
-from raidstudy.study import (
+from raidstudy.report import narrative, plots, tables
+from raidstudy.study.artefacts import (
     data_sentence, diagnostics_table, placebo_check, placebo_sentence, robustness, sensitivity_table,
     study_results, write_study,
 )

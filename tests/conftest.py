@@ -23,7 +23,7 @@ def shared_data():
 @pytest.fixture(scope="session")
 def sim_csv(tmp_path_factory):
     """A SIMULATED daily count series (and a control) with a planted 50% drop on 2021-10-01."""
-    from raidstudy.simulate import write_simulated_csv
+    from raidstudy.models.simulate import write_simulated_csv
 
     path = tmp_path_factory.mktemp("sim") / "simulated_counts.csv"
     write_simulated_csv(path, start="2021-01-01", n_days=400, event="2021-10-01", level_ratio=0.5, seed=3)

@@ -11,13 +11,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ITS": "raidstudy.its",
-    "ITSResults": "raidstudy.its",
-    "validate_parameters": "raidstudy.spec",
-    "StudySpec": "raidstudy.spec",
-    "load_events": "raidstudy.events",
-    "get_event": "raidstudy.events",
-    "indicator_series": "raidstudy.indicators",
+    "ITS": "raidstudy.models.its",
+    "ITSResults": "raidstudy.models.its",
+    "validate_parameters": "raidstudy.study.parameters",
+    "StudySpec": "raidstudy.study.parameters",
+    "load_events": "raidstudy.data.events",
+    "get_event": "raidstudy.data.events",
+    "indicator_series": "raidstudy.data.indicators",
 }
 
 __all__ = ["__version__", *_LAZY]

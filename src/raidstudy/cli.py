@@ -9,8 +9,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import __version__
-from .errors import RaidstudyError
+from raidstudy import __version__
+from raidstudy.errors import RaidstudyError
 
 __all__ = ["main", "build_parser"]
 
@@ -18,8 +18,8 @@ DEFAULT_NOTEBOOK = "notebooks/02-event-study.ipynb"
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runs import execute_notebook
-    from .spec import PARAMETERS
+    from raidstudy.study.runs import execute_notebook
+    from raidstudy.study.parameters import PARAMETERS
 
     if args.list_parameters:
         for p in PARAMETERS.values():
@@ -31,7 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     rec = execute_notebook(args.notebook, params, progress=not args.quiet and sys.stderr.isatty(),
                            log_output=args.log_output)
     if not args.quiet:
-        from .runs import _relpath
+        from raidstudy.study.runs import _relpath
 
         print(f"results: {_relpath(rec.output_dir)}/ (results.json, report.html, figures/, tables/) "
               f"in {rec.seconds:.1f} s")
@@ -39,8 +39,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from .runs import expand_plan, load_plan, run_batch, summarise_runs
-    from .tables import to_markdown
+    from raidstudy.study.runs import expand_plan, load_plan, run_batch, summarise_runs
+    from raidstudy.report.tables import to_markdown
 
     plan = load_plan(args.plan)
     runs = expand_plan(plan)
@@ -49,8 +49,8 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                        progress=None if not args.quiet else False)
     summary = summarise_runs([r["output_dir"] for r in runs])
     root = plan.get("output_root", "results/batch")
-    from ._io import atomic_write_text
-    from .paths import repo_root
+    from raidstudy.io import atomic_write_text
+    from raidstudy.paths import repo_root
 
     atomic_write_text(repo_root() / root / "summary.md", to_markdown(summary) + "\n")
     failed = [s for s in status if s["status"] != "complete"]
@@ -62,7 +62,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_events(args: argparse.Namespace) -> int:
-    from .events import format_events_table, load_events
+    from raidstudy.data.events import format_events_table, load_events
 
     print(format_events_table(load_events(args.path)))
     return 0
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_events)
 
     try:
-        from . import datacli
+        from raidstudy.data import cli as datacli
     except ImportError:  # pragma: no cover - the data commands are part of the package
         datacli = None
     if datacli is not None:

@@ -1,0 +1,276 @@
+"""Figures for ITS results.
+
+Every function is keyword-only and returns ``(fig, ax)`` (or ``(fig, axes)``). Styles
+are applied inside the call with a context manager, never globally at import, and the
+figure is built with :func:`matplotlib.pyplot.subplots` so the Agg backend works
+headless. The data behind each figure is available as a DataFrame from the matching
+``*_data()`` function (``series_data``, ``fit_data``, ``residuals_data``).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "plot_series", "plot_fit", "plot_residuals",
+    "series_data", "fit_data", "residuals_data", "style",
+]
+
+#: rc settings used inside every plotting call.
+RC = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": "-",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "legend.frameon": False,
+}
+COLORS = {"observed": "#444444", "fitted": "#1f77b4", "counterfactual": "#d62728", "control": "#7f7f7f",
+          "event": "#000000", "excluded": "#ffbf00"}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """The raidstudy plotting style, as a context manager (seaborn ticks + rc overrides)."""
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    with sns.axes_style("ticks"), plt.rc_context(RC):
+        yield
+        # The first figure of a notebook session activates the inline backend, which
+        # switches interactive mode on; leaving rc_context would switch it off again and
+        # every later figure would silently not be shown. Carry that one setting out.
+        interactive = mpl.rcParams["interactive"]
+    mpl.rcParams["interactive"] = interactive
+
+
+def _new_ax(ax, figsize=(9, 4.2)):
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+    else:
+        fig = ax.figure
+    return fig, ax
+
+
+def _regular(s: pd.Series) -> pd.Series:
+    """Reindex a dated series to its regular grid so missing periods show as gaps."""
+    from raidstudy.models.its.data import _kind_from_index, _period_alias
+
+    if isinstance(s.index, pd.PeriodIndex):
+        s = s.copy()
+        s.index = s.index.to_timestamp()
+    if not isinstance(s.index, pd.DatetimeIndex) or len(s) < 3:
+        return s
+    s = s.sort_index()
+    try:
+        kind = _kind_from_index(s.index)
+    except Exception:  # irregular: draw as given
+        return s
+    per = s.index.to_period(_period_alias(kind, s.index[0]))
+    if per.has_duplicates:
+        return s
+    grid = pd.period_range(per.min(), per.max(), freq=per.freq)
+    out = pd.Series(np.nan, index=grid, name=s.name)
+    out[per] = s.to_numpy()
+    starts = grid.to_timestamp(how="start")
+    ends = grid.to_timestamp(how="end").normalize()
+    pos = grid.get_indexer(per)
+    use_end = kind != "D" and bool(np.all(s.index.normalize() == ends[pos]))
+    out.index = pd.DatetimeIndex(ends if use_end else starts)
+    return out
+
+
+def series_data(*, series: pd.Series, control: pd.Series | None = None) -> pd.DataFrame:
+    """The data behind :func:`plot_series`: the series (and control) on the regular grid."""
+    s = _regular(series.astype(float))
+    df = pd.DataFrame({"series": s})
+    if control is not None:
+        df["control"] = _regular(control.astype(float)).reindex(df.index)
+    df["missing"] = df["series"].isna()
+    return df
+
+
+def plot_series(*, series: pd.Series, event_date: Any, control: pd.Series | None = None,
+                title: str | None = None, ax=None):
+    """The series with the event marked; missing periods are visible as gaps.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Indexed by date.
+    event_date : date-like
+        Drawn as a vertical line.
+    control : pandas.Series, optional
+        A second series drawn in grey.
+    title : str, optional
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    df = series_data(series=series, control=control)
+    with style():
+        fig, ax = _new_ax(ax)
+        ax.plot(df.index, df["series"], color=COLORS["observed"], lw=1, label=series.name or "series")
+        if control is not None:
+            ax.plot(df.index, df["control"], color=COLORS["control"], lw=1, alpha=0.8,
+                    label=control.name or "control")
+        ev = pd.Timestamp(event_date) if isinstance(df.index, pd.DatetimeIndex) else event_date
+        ax.axvline(ev, color=COLORS["event"], ls="--", lw=1, label="event")
+        if df["missing"].any():
+            ymin = np.nanmin(df["series"].to_numpy()) if df["series"].notna().any() else 0
+            miss = df.index[df["missing"].to_numpy()]
+            ax.plot(miss, np.full(len(miss), ymin), "|", color="#999999", ms=6, label="missing")
+        ax.set_title(title or (series.name or ""))
+        ax.set_ylabel(series.name or "")
+        ax.legend(loc="best", fontsize=8)
+    return fig, ax
+
+
+def fit_data(*, results, alpha: float = 0.05) -> pd.DataFrame:
+    """The data behind :func:`plot_fit` (``results.predictions(alpha)``)."""
+    return results.predictions(alpha)
+
+
+def plot_fit(*, results, alpha: float = 0.05, ax=None, title: str | None = None):
+    """Observed, fitted and counterfactual path with confidence and prediction bands.
+
+    The event is a dashed vertical line; excluded (transition) periods are shaded;
+    missing periods are gaps in the observed line.
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    p = fit_data(results=results, alpha=alpha)
+    x = p.index
+    post = p["post"].to_numpy()
+    lvl = f"{100 * (1 - alpha):g}%"
+    with style():
+        fig, ax = _new_ax(ax)
+        ax.plot(x, p["observed"], color=COLORS["observed"], lw=0.9, alpha=0.8, label="observed")
+        if "control" in p:
+            ax.plot(x, p["control"], color=COLORS["control"], lw=0.8, alpha=0.7, label="control")
+        ax.plot(x, p["fitted"], color=COLORS["fitted"], lw=1.5, label="fitted")
+        xp = x[post]
+        ax.fill_between(xp, p["cf_pi_low"][post], p["cf_pi_high"][post], color=COLORS["counterfactual"],
+                        alpha=0.10, lw=0, label=f"counterfactual {lvl} prediction interval")
+        ax.fill_between(xp, p["cf_ci_low"][post], p["cf_ci_high"][post], color=COLORS["counterfactual"],
+                        alpha=0.25, lw=0, label=f"counterfactual {lvl} confidence interval")
+        ax.plot(xp, p["counterfactual"][post], color=COLORS["counterfactual"], lw=1.5, ls="--",
+                label="counterfactual")
+        ev = results.event_label
+        ax.axvline(ev, color=COLORS["event"], ls=":", lw=1, label="event")
+        exc = p.index[p["excluded"].to_numpy()]
+        for i, e in enumerate(exc):
+            ax.axvspan(e, e + (x[1] - x[0]) if len(x) > 1 else e, color=COLORS["excluded"], alpha=0.3, lw=0,
+                       label="excluded (transition)" if i == 0 else None)
+        ax.set_ylabel(results.model.outcome)
+        ax.set_title(title or f"{results.model.outcome}: fit and counterfactual ({results.family})")
+        ax.legend(loc="best", fontsize=8)
+    return fig, ax
+
+
+def residuals_data(*, results) -> pd.DataFrame:
+    """The data behind :func:`plot_residuals`: Pearson residuals and their autocorrelations."""
+    r = results.resid_pearson
+    return pd.DataFrame({"pearson_residual": r})
+
+
+def _acf(x: np.ndarray, nlags: int) -> np.ndarray:
+    x = x - x.mean()
+    den = np.sum(x ** 2)
+    return np.array([1.0] + [np.sum(x[k:] * x[:-k]) / den for k in range(1, nlags + 1)])
+
+
+def plot_residuals(*, results, nlags: int | None = None, figsize=(10, 6)):
+    """Residual diagnostics: residuals over time, their ACF, a histogram and a normal QQ plot.
+
+    Returns
+    -------
+    (fig, axes)
+        ``axes`` is a 2x2 array: residuals vs time, ACF with +-1.96/sqrt(n) bands,
+        histogram, normal QQ plot.
+    """
+    import matplotlib.pyplot as plt
+    from scipy import stats
+
+    df = residuals_data(results=results)
+    r = df["pearson_residual"].to_numpy()
+    n = len(r)
+    nl = nlags or min(40, max(5, n // 4))
+    ac = _acf(r, nl)
+    with style():
+        fig, axes = plt.subplots(2, 2, figsize=figsize, layout="constrained")
+        ax = axes[0, 0]
+        ax.plot(df.index, r, ".", ms=3, color=COLORS["observed"])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(results.event_label, color=COLORS["event"], ls=":", lw=1)
+        if isinstance(df.index, pd.DatetimeIndex):
+            import matplotlib.dates as mdates
+
+            loc = mdates.AutoDateLocator(maxticks=6)
+            ax.xaxis.set_major_locator(loc)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        ax.set_title("Pearson residuals")
+        ax = axes[0, 1]
+        ax.vlines(np.arange(nl + 1), 0, ac, color=COLORS["fitted"])
+        ax.axhline(0, color="k", lw=0.8)
+        band = 1.96 / np.sqrt(n)
+        ax.axhspan(-band, band, color="grey", alpha=0.2, lw=0)
+        ax.set_title("Autocorrelation of residuals")
+        ax.set_xlabel("lag")
+        ax = axes[1, 0]
+        ax.hist(r, bins=min(40, max(10, n // 10)), color=COLORS["fitted"], alpha=0.7)
+        ax.set_title("Histogram")
+        ax = axes[1, 1]
+        (osm, osr), (slope, icpt, _) = stats.probplot(r, dist="norm")
+        ax.plot(osm, osr, ".", ms=3, color=COLORS["observed"])
+        ax.plot(osm, icpt + slope * osm, color=COLORS["counterfactual"], lw=1)
+        ax.set_title("Normal QQ")
+        diag = results.diagnostics()
+        fig.suptitle(f"Residual diagnostics - Ljung-Box p = {diag['ljung_box']['p_value']:.3g} "
+                     f"({diag['ljung_box']['lags']} lags)", fontsize=10)
+    return fig, axes
+
+
+def placebo_data(*, placebo) -> pd.DataFrame:
+    """The data behind :func:`plot_placebo`: one row per placebo date (``placebo.table``)."""
+    return placebo.table.copy()
+
+
+def plot_placebo(*, placebo, ax=None, bins: int = 20):
+    """Placebo jumps (histogram) against the real one (vertical line).
+
+    Parameters
+    ----------
+    placebo : raidstudy.models.placebo.PlaceboResult
+    ax : matplotlib Axes, optional
+    bins : int
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    df = placebo_data(placebo=placebo)
+    est = df["estimate"].dropna().to_numpy()
+    with style():
+        fig, ax = _new_ax(ax, figsize=(7, 3.6))
+        ax.hist(est, bins=bins, color=COLORS["control"], alpha=0.8, label=f"{len(est)} placebo dates")
+        ax.axvline(placebo.real, color=COLORS["counterfactual"], lw=2, label="the event")
+        ax.axvline(-abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
+        ax.axvline(abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
+        ax.set_xlabel(f"{placebo.term} (jump at the date)")
+        ax.set_ylabel("placebo dates")
+        ax.set_title(f"In-time placebos: p = {placebo.p_value:.3f}")
+        ax.legend(loc="best", fontsize=8)
+    return fig, ax

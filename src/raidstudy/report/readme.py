@@ -1,0 +1,89 @@
+"""Keep the README's results section in step with a real run of the main study.
+
+``make readme`` (``python -m raidstudy.report.readme results/sparks-2020``) rewrites the block
+between ``<!-- results:start -->`` and ``<!-- results:end -->`` from that run's
+``results.json``, copies its headline figure to ``docs/figures/`` and a copy of the
+``results.json`` to ``docs/sparks-2020-results.json``; a test checks that the README block
+is what this module makes of that copy, so the README never quotes a number that no run
+produced.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from raidstudy.io import atomic_write_text, dumps_json
+from raidstudy.paths import repo_root
+
+__all__ = ["results_block", "update_readme", "START", "END"]
+
+START = "<!-- results:start -->"
+END = "<!-- results:end -->"
+FIGURE = "docs/figures/sparks-2020-fit.png"
+RESULTS_COPY = "docs/sparks-2020-results.json"
+#: The order in which a reader meets the findings (results.json stores them sorted by key).
+SENTENCE_ORDER = ("level", "slope", "relative", "cumulative", "recovery", "placebo", "model", "caution")
+
+
+def results_block(res: Mapping[str, Any]) -> str:
+    """The README's results section for one ``results.json`` dictionary."""
+    p = res["parameters"]
+    ev = res["event"]
+    data = res["data"]
+    model = res["model"]
+    seasonal = "day-of-week terms" if p["dow"] else "no seasonal terms"
+    if p["fourier"]:
+        seasonal += f" and {p['fourier']} annual Fourier pairs"
+    lines = [
+        f"![Observed Scene releases, fitted path and counterfactual around the SPARKS raid]({FIGURE})",
+        "",
+        f"*{ev['name']}, {ev['date']}.* Outcome: {data['outcome']}; window {data['window_start']} to "
+        f"{data['window_end']} ({data['n_periods']} days, {data['n_missing']} missing); model: "
+        f"{model['family']} segmented regression with {seasonal}; "
+        f"{model.get('cov_description', model.get('cov_type'))}; transition periods left out of the fit: "
+        f"{p['transition_periods']}.",
+        "",
+    ]
+    sentences = res.get("sentences", {})
+    order = [k for k in SENTENCE_ORDER if k in sentences] + sorted(set(sentences) - set(SENTENCE_ORDER))
+    for key in order:
+        lines.append(f"- {sentences[key]}")
+    sens = [r for r in (res.get("robustness") or {}).get("sensitivity", []) if r.get("level_pct") is not None]
+    if sens:
+        lo = min(sens, key=lambda r: r["level_pct"])
+        hi = max(sens, key=lambda r: r["level_pct"])
+        lines.append(
+            f"- Across the {len(sens)} count-model variants of the sensitivity table the level change runs from "
+            f"{lo['level_pct']:+.1f}% ({lo['variant']}) to {hi['level_pct']:+.1f}% ({hi['variant']})."
+        )
+    lines += [
+        "",
+        f"Numbers from `make run` (results.json in `{RESULTS_COPY}`, data checksum "
+        f"`{res['provenance']['data_checksum'][:12]}`); `make readme` refreshes this section.",
+    ]
+    return "\n".join(lines)
+
+
+def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Path = "README.md") -> Path:
+    """Rewrite the README's results block from a run directory; copy its figure and results."""
+    import json
+
+    root = repo_root()
+    run_dir = Path(run_dir) if Path(run_dir).is_absolute() else root / run_dir
+    res = json.loads((run_dir / "results.json").read_text())
+    fig = run_dir / "figures" / "fit.png"
+    (root / FIGURE).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(fig, root / FIGURE)
+    atomic_write_text(root / RESULTS_COPY, dumps_json(res))
+    path = root / readme
+    text = path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write_text(path, f"{head}{START}\n{results_block(res)}\n{END}{tail}")
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover
+    update_readme(*sys.argv[1:2])

@@ -1,0 +1,513 @@
+"""The study's artefacts: ``results.json``, ``run.json``, figures and tables in a run directory.
+
+``results.json`` is the contract that the runner, the summary tables and users' scripts
+read. It is deterministic: sorted keys, floats rounded to 12 significant digits, no clock
+times (those go to ``run.json``), so the same inputs give a byte-identical file.
+"""
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from raidstudy.io import atomic_path, atomic_write_text, dumps_json, sha256_file, write_json
+
+__all__ = [
+    "RESULTS_SCHEMA",
+    "KEY_PACKAGES",
+    "package_versions",
+    "provenance",
+    "study_results",
+    "save_figure",
+    "write_table",
+    "write_study",
+    "start_run_record",
+    "read_results",
+]
+
+RESULTS_SCHEMA = "raidstudy.results/1"
+KEY_PACKAGES = ("raidstudy", "numpy", "pandas", "scipy", "statsmodels", "linearmodels", "pyarrow", "matplotlib", "seaborn")
+
+
+def package_versions(names=KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that can change a number in the results."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def provenance(spec) -> dict[str, Any]:
+    """Where the numbers come from: package versions, Python, the data files and their checksums."""
+    return {
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "data_checksum": spec.data_checksum,
+        "data_files": dict(sorted(spec.data_files.items())),
+        "simulated_data": bool(spec.simulated),
+    }
+
+
+def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
+                  sentences: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Assemble the ``results.json`` dictionary for a fitted study.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The validated study (from :func:`raidstudy.study.parameters.validate_parameters`).
+    results : ITSResults
+        The fitted model.
+    robustness : mapping, optional
+        Robustness fits (for example the ARIMA-errors model), already as plain dicts.
+    sentences : mapping, optional
+        Generated narrative sentences, stored so that reports quote the same words.
+    """
+    from raidstudy.study.parameters import event_position
+
+    p = spec.parameters
+    body = results.to_dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
+    event = spec.event.to_dict()
+    # The date the study used; the catalogue's date is kept beside it when overridden.
+    event["catalogue_date"] = event.get("date")
+    event["date"] = spec.event_date
+    out: dict[str, Any] = {
+        "schema": RESULTS_SCHEMA,
+        # Where the file is written is not a result: output_dir lives in run.json, so the
+        # same study gives the same bytes wherever it runs.
+        "parameters": {k: v for k, v in p.items() if k != "output_dir"},
+        "event": event,
+        "provenance": provenance(spec),
+        "data": {
+            "outcome": spec.outcome_label,
+            "control": p["control_feeds"] or p["control_series"] or None,
+            "frequency": spec.freq,
+            "window_start": spec.outcome.index[0],
+            "window_end": spec.outcome.index[-1],
+            "n_periods": int(len(spec.outcome)),
+            "event_period": spec.outcome.index[event_position(spec.outcome, spec.event_date, p["period_label"])],
+            "period_label": p["period_label"],
+            "n_missing": int(spec.outcome.isna().sum()),
+            "missing_dates": [d for d in spec.outcome.index[spec.outcome.isna()]],
+            "simulated": bool(spec.simulated),
+        },
+    }
+    out.update(body)
+    if robustness:
+        out["robustness"] = dict(robustness)
+    if sentences:
+        out["sentences"] = dict(sentences)
+    return out
+
+
+def save_figure(fig, path: str | Path, *, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+    """Save a figure as PNG and PDF atomically; return the paths written.
+
+    The PDF's creation date is left out so that reruns give identical files.
+    """
+    path = Path(path)
+    written = []
+    for fmt in formats:
+        target = path.with_suffix(f".{fmt}")
+        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        with atomic_path(target, suffix=f".{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+        written.append(target)
+    return written
+
+
+def write_table(df: pd.DataFrame, path: str | Path, *, caption: str | None = None, label: str | None = None) -> list[Path]:
+    """Write a table as Markdown (``.md``) and LaTeX (``.tex``) atomically."""
+    from raidstudy.report import tables
+
+    path = Path(path)
+    md = path.with_suffix(".md")
+    tex = path.with_suffix(".tex")
+    atomic_write_text(md, tables.to_markdown(df) + "\n")
+    atomic_write_text(tex, tables.to_latex(df, caption=caption, label=label) + "\n")
+    return [md, tex]
+
+
+def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, notebook: str | None = None) -> Path:
+    """Mark a run directory as running before any work: stale results are removed first.
+
+    An interrupted run therefore never leaves a ``results.json`` that looks complete:
+    ``run.json`` says ``"status": "running"`` until the runner sets ``"complete"``.
+    """
+    import datetime as _dt
+
+    out = Path(output_dir)
+    clear_artefacts(out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "running",
+        "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "parameters": dict(parameters),
+        "notebook": notebook,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+    }
+    return write_json(out / "run.json", record)
+
+
+#: Files every run writes at the top of its directory, besides run.json.
+RUN_FILES = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", ".notebook.partial.ipynb")
+
+
+def clear_artefacts(out: Path) -> None:
+    """Remove an earlier raidstudy run's artefacts from ``out``, and nothing else.
+
+    Only a folder that a run has marked with its ``run.json`` is cleared: the fixed run
+    files, and the figures and tables that run recorded (empty ``figures/`` and
+    ``tables/`` folders go too). A non-empty folder without ``run.json`` is refused, so a
+    mistyped ``output_dir`` never deletes a user's own files.
+
+    Raises
+    ------
+    ParameterError
+        ``out`` holds files but no ``run.json``.
+    """
+    import json
+
+    from raidstudy.errors import ParameterError
+
+    if not out.exists():
+        return
+    run = out / "run.json"
+    if not run.exists():
+        # papermill run by hand may already have put its output notebook here
+        if any(not f.name.endswith(".ipynb") for f in out.iterdir()):
+            raise ParameterError(
+                "output_dir", out.as_posix() if out.is_absolute() else str(out),
+                "is a folder with files that no raidstudy run wrote (it has no run.json)",
+                hint="choose a new or empty folder, e.g. results/my-study",
+            )
+        return
+    try:
+        record = json.loads(run.read_text())
+    except ValueError:
+        record = {}
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for rel in [f for files in (record.get("artefacts") or {}).values() for f in files]:
+        target = (out / rel).resolve()
+        if out.resolve() in target.parents:  # never outside the run directory
+            target.unlink(missing_ok=True)
+    for sub in ("figures", "tables"):
+        d = out / sub
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+
+
+def _update_run_record(out: Path, **fields: Any) -> Path:
+    import json
+
+    path = out / "run.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    record.update(fields)
+    return write_json(path, record)
+
+
+def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, Any] | None = None,
+                tables_: Mapping[str, tuple[pd.DataFrame, str]] | None = None) -> dict[str, list[str]]:
+    """Write a study's artefacts into its run directory.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The validated study; its ``output_dir`` is the run directory.
+    results_dict : mapping
+        From :func:`study_results`; written to ``results.json`` last, so that its presence
+        means every other artefact of the notebook is in place.
+    figures : mapping of name to matplotlib Figure
+        Written to ``figures/<name>.png`` and ``.pdf``.
+    tables_ : mapping of name to (DataFrame, caption)
+        Written to ``tables/<name>.md`` and ``.tex``.
+
+    Returns
+    -------
+    dict
+        Relative paths of the files written, by kind.
+    """
+    import json
+
+    out = spec.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    prior = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    if prior.get("status") != "running":
+        # Not started by `raidstudy run` (papermill or Jupyter directly): nothing cleared
+        # the directory, so do it here and start a fresh record.
+        clear_artefacts(out)
+        (out / "run.json").unlink(missing_ok=True)
+    written: dict[str, list[str]] = {"figures": [], "tables": []}
+    for name, fig in (figures or {}).items():
+        for f in save_figure(fig, out / "figures" / name):
+            written["figures"].append(f.relative_to(out).as_posix())
+    for name, (df, caption) in (tables_ or {}).items():
+        for f in write_table(df, out / "tables" / name, caption=caption, label=f"tab:{name}"):
+            written["tables"].append(f.relative_to(out).as_posix())
+    results_path = write_json(out / "results.json", results_dict)
+    extra: dict[str, Any] = {}
+    if prior.get("status") != "running":
+        # Run straight with papermill or Jupyter, not through `raidstudy run`: no runner
+        # will add the HTML report, so the record is complete now.
+        extra = {"status": "complete (notebook only, no HTML report)", "parameters": dict(spec.parameters),
+                 "python": sys.version.split()[0], "packages": package_versions()}
+    _update_run_record(
+        out,
+        **extra,
+        data_checksum=spec.data_checksum,
+        data_files=dict(sorted(spec.data_files.items())),
+        artefacts=written,
+        results_sha256=sha256_file(results_path),
+    )
+    written["results"] = ["results.json"]
+    return written
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    """Read a ``results.json`` (or the one inside a run directory)."""
+    import json
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    return json.loads(path.read_text())
+
+
+# re-exported for callers that want the exact serialisation used for results.json
+dumps_results = dumps_json
+
+
+def data_sentence(spec) -> str:
+    """One paragraph describing the indicator in the estimation window, from the data."""
+    from raidstudy.study.parameters import event_position
+
+    y = spec.outcome
+    t0 = event_position(y, spec.event_date, spec.parameters["period_label"])
+    pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
+    unit = {"D": "day", "W": "week", "M": "month", "MS": "month", "Y": "year", "YS": "year"}.get(
+        spec.freq.split("-")[0], "period")
+    n_pre_win = min(28, len(pre))
+    n_post_win = min(28, len(post))
+    before = pre.iloc[-n_pre_win:].mean()
+    after = post.iloc[:n_post_win].mean()
+    change = (after / before - 1) * 100 if before else float("nan")
+    text = (
+        f"The window runs from {y.index[0].date()} to {y.index[-1].date()} ({len(y)} {unit}s, "
+        f"{int(y.isna().sum())} missing). In the {n_pre_win} {unit}s before the event the indicator "
+        f"averaged {before:,.1f} per {unit}; in the first {n_post_win} {unit}s after the transition "
+        f"it averaged {after:,.1f} ({change:+.0f}%). These raw means ignore trend and seasonality; "
+        f"the model below accounts for both."
+    )
+    if spec.simulated:
+        text = "**Simulated data.** " + text
+    return text
+
+
+def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
+    """Residual checks and the ARIMA-errors robustness estimate, as one small table.
+
+    Reads the ``diagnostics`` and ``robustness`` parts of a ``results.json`` dictionary.
+    """
+    d = results_dict.get("diagnostics", {})
+    rows = []
+    for key, label in (("ljung_box", "Ljung-Box"), ("breusch_godfrey", "Breusch-Godfrey")):
+        if key in d:
+            t = d[key]
+            rows.append((f"{label} ({t['lags']} lags)", t["statistic"], t["p_value"], "residual autocorrelation"))
+    disp = d.get("dispersion", {})
+    if "pearson_dispersion" in disp:
+        rows.append(("Pearson dispersion", disp["pearson_dispersion"], None, "about 1 if the family fits"))
+    if "lr_vs_poisson" in disp:
+        rows.append(("LR test, negative binomial vs Poisson", disp["lr_vs_poisson"], disp["lr_vs_poisson_p_value"],
+                     "overdispersion"))
+    arima = (results_dict.get("robustness") or {}).get("arima")
+    if arima:
+        lv = arima["level"]
+        what = "level change with ARIMA%s errors" % tuple(arima["order"]).__repr__()
+        if "pct" in lv:
+            rows.append((what + " (%)", lv["pct"], None, f"interval {lv['pct_ci_low']:.1f}% to {lv['pct_ci_high']:.1f}%"))
+        else:
+            rows.append((what, lv["estimate"], None, f"interval {lv['ci_low']:.3g} to {lv['ci_high']:.3g}"))
+    return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")
+
+
+#: Periods per year by the first letter of a pandas frequency string.
+_PERIODS_PER_YEAR = {"D": 365, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
+
+
+def default_variants(spec) -> dict[str, dict[str, Any]]:
+    """The specification checks :func:`sensitivity_table` runs by default.
+
+    Each changes one choice of the main model (or two that belong together) and keeps the
+    rest; lengths are in the series' own periods (two years is 730 days, 104 weeks or 24
+    months), and the variants that make no sense for the data are left out (annual terms
+    for yearly data, a P2P control for a user's own series, a month of HAC lags for
+    anything but daily data).
+    """
+    p = spec.parameters
+    ppy = _PERIODS_PER_YEAR.get(spec.freq[0].upper(), 0)
+    v: dict[str, dict[str, Any]] = {"main specification": {}}
+    if ppy > 1:
+        v["two years before the event"] = {"pre_periods": 2 * ppy}
+        v["two years before, 2 annual Fourier pairs"] = {"pre_periods": 2 * ppy, "fourier": 2}
+    v["half the post window"] = {"post_periods": "half"}
+    v["no transition period excluded"] = {"transition_periods": 0}
+    v["three transition periods excluded"] = {"transition_periods": 3}
+    v["no slope change"] = {"slope": False}
+    for fam, label in (("negbin", "negative binomial family"), ("quasipoisson", "quasi-Poisson family"),
+                       ("gaussian", "Gaussian family (OLS on counts)")):
+        if fam != p["model_family"]:
+            v[label] = {"model_family": fam}
+    v["HAC lags by the rule of thumb"] = {"cov_type": "hac", "hac_lags": "rule"}
+    if ppy == 365:
+        v["HAC with 28 lags (four weeks)"] = {"cov_type": "hac", "hac_lags": "28"}
+    if not p["series_csv"] and "xrelp2p" not in p["feeds"]:
+        v["P2P feed xrelp2p as control"] = {"control_feeds": "xrelp2p"}
+    return v
+
+
+def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Refit the study under alternative specifications and tabulate the level change.
+
+    Each variant overrides some parameters of ``spec`` and goes through
+    :func:`raidstudy.study.parameters.validate_parameters` like any study; a variant the data cannot
+    support (say, a control feed for a user series) is listed with the reason instead of
+    an estimate, never dropped.
+
+    Parameters
+    ----------
+    spec : StudySpec
+        The main study.
+    variants : mapping of label to parameter overrides, optional
+        Default :func:`default_variants`. ``post_periods="half"`` halves the main window.
+
+    Returns
+    -------
+    DataFrame
+        Index: variant label; columns ``level_pct`` (count families) or ``level``
+        (gaussian, in outcome units), their interval, ``p_value``, ``nobs`` and ``note``.
+
+    Notes
+    -----
+    Only the level change is compared: it is the one effect every variant defines the
+    same way (the jump at the event period, conditional on the pre-event trend).
+    """
+    import warnings
+
+    from raidstudy.errors import RaidstudyError
+    from raidstudy.study.parameters import validate_parameters
+
+    rows = []
+    alpha = spec.parameters["alpha"]
+    for label, over in (variants or default_variants(spec)).items():
+        params = dict(spec.parameters)
+        over = dict(over)
+        if over.get("post_periods") == "half":
+            over["post_periods"] = max(1 + params["transition_periods"], params["post_periods"] // 2)
+        params.update(over)
+        row: dict[str, Any] = {"variant": label, "family": params["model_family"]}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                v = spec if not over else validate_parameters(params)
+                res = v.fit()
+            # In a comparative model `level` is the control's jump; the effect is the difference.
+            term = "treated_level" if "treated_level" in res.params.index else "level"
+            est = float(res.params[term])
+            lo, hi = (float(x) for x in res.conf_int(alpha).loc[term])
+            if res.family == "gaussian":
+                row.update(level=est, level_ci_low=lo, level_ci_high=hi)
+            else:
+                import math
+
+                row.update(level_pct=100 * (math.exp(est) - 1), level_pct_ci_low=100 * (math.exp(lo) - 1),
+                           level_pct_ci_high=100 * (math.exp(hi) - 1))
+            row.update(term=term, p_value=float(res.pvalues[term]), nobs=int(res.nobs), note="")
+            lvl = 100 * (1 - alpha)
+            if res.family == "gaussian":
+                row["display"] = f"{est:,.1f} ({lo:,.1f} to {hi:,.1f})"
+            else:
+                row["display"] = (f"{row['level_pct']:+.1f}% ({row['level_pct_ci_low']:+.1f}% to "
+                                  f"{row['level_pct_ci_high']:+.1f}%)")
+            row["interval"] = f"{lvl:g}%"
+        except RaidstudyError as err:
+            row["note"] = f"not estimated: {err}"
+            row["display"] = "not estimated"
+        rows.append(row)
+    cols = ["variant", "family", "term", "display", "interval", "level_pct", "level_pct_ci_low", "level_pct_ci_high", "level", "level_ci_low",
+            "level_ci_high", "p_value", "nobs", "note"]
+    df = pd.DataFrame(rows)
+    return df[[c for c in cols if c in df.columns]].set_index("variant")
+
+
+def robustness(spec, results, sensitivity: pd.DataFrame | None = None, placebo=None) -> dict[str, Any]:
+    """The robustness part of ``results.json``: the ARIMA-errors refit and the sensitivity table.
+
+    The ARIMA refit is defined for a single series; for a comparative model it is
+    recorded as not estimated, with the reason.
+    """
+    out: dict[str, Any] = {}
+    if spec.control is None:
+        out["arima"] = results.arima(alpha=spec.parameters["alpha"]).to_dict()
+    else:
+        out["arima"] = None
+        out["arima_note"] = "not estimated: the ARIMA-errors refit is defined for a single series, not a comparative model"
+    if sensitivity is not None:
+        out["sensitivity"] = sensitivity.reset_index().to_dict(orient="records")
+    if placebo is not None:
+        out["placebo"] = placebo.to_dict()
+    elif spec.parameters["n_placebos"]:
+        out["placebo"] = {"note": spec.notes.get("placebo", "not run")}
+    return out
+
+
+def placebo_check(spec, results):
+    """In-time placebo events for the study (:func:`raidstudy.models.placebo.placebo_in_time`).
+
+    Returns ``None`` when ``n_placebos`` is 0 or the pre-period cannot hold a placebo fit;
+    :func:`robustness` then records why.
+    """
+    from raidstudy.errors import DataError
+    from raidstudy.models.placebo import placebo_in_time
+
+    n = spec.parameters["n_placebos"]
+    if not n:
+        return None
+    term = "treated_level" if "treated_level" in results.params.index else "level"
+    try:
+        return placebo_in_time(
+            spec.model_data(), event=spec.event_date, real=float(results.params[term]), n_placebos=n,
+            its_kwargs=spec.its_kwargs(), fit_kwargs=spec.fit_kwargs(),
+        )
+    except DataError as err:
+        spec.notes["placebo"] = f"not run: {err}"
+        return None
+
+
+def placebo_sentence(placebo, *, event_label: str) -> str:
+    """A quotable sentence on the placebo check, built from its numbers."""
+    d = placebo.to_dict()
+    k, n, failed = d["n_as_extreme"], d["n_placebos"], d["n_failed"]
+    q = d["placebo_spread"]
+    scale = "log rate ratio" if placebo.family != "gaussian" else "outcome"
+    spread = (f"the middle 95% of placebo jumps lie between {q[0.025]:+.3f} and {q[0.975]:+.3f}" if 0.025 in q
+              else f"placebo jumps range from {q['min']:+.3f} to {q['max']:+.3f}")
+    return (
+        f"Refitted at {n} placebo dates before {event_label} (each with {d['post_periods']} periods after it, "
+        f"pre-event data only"
+        + (f"; {failed} further date{'s' if failed != 1 else ''} could not be fitted" if failed else "")
+        + f"), the model found a jump at least as large as the real one ({d['real']:+.3f} on the {scale} scale) "
+        f"{k} time{'s' if k != 1 else ''}: placebo p = {d['p_value']:.3f}"
+        + (f" (the smallest p-value {n} placebos can give)" if k == 0 else "")
+        + f"; {spread}."
+    )

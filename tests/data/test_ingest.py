@@ -1,0 +1,380 @@
+"""Ingest of nZEDb dumps: exact row accounting on malformed input, dedup, report, real data."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from raidstudy.data import ingest
+from raidstudy.errors import IngestError
+from raidstudy.paths import default_dumps_dir, shared_dir
+from raidstudy.data.sources import nzedb
+
+from _datafixtures import line, q, write_dump
+
+
+def _run(tmp_path, **kw):
+    return ingest.ingest(tmp_path / "raw", tmp_path / "out", quiet=True, **kw)
+
+
+def test_escaped_quotes_exact_accounting(tmp_path):
+    raw = tmp_path / "raw"
+    lines = [
+        line("Ocean's.Eight.2018.720p.BluRay.x264-DON", source="xrelp2p", category="Movie HD-720p"),
+        line("Dont.Worry.He.Won't.Get.Far.on.Foot.2018.1080p-MTeam", source="xrelp2p"),
+        line("It's.Always.Sunny.S01E01.720p.WEB.h264-GRP", source="xrel"),
+        line("Plain.Title-GRP", source="xrel"),
+        # the same title again (escaped), later in the file: a duplicate, not a new row
+        line("Ocean's.Eight.2018.720p.BluRay.x264-DON", source="xrel", category="X264"),
+    ]
+    assert b"\\'" in lines[0]
+    write_dump(raw, 1583056800, lines)
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == 5
+    assert rep["rows_kept"] == 4
+    assert rep["duplicates"] == 1
+    assert rep["skipped_total"] == 0
+    assert rep["accounting_balances"]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    assert "Ocean's.Eight.2018.720p.BluRay.x264-DON" in set(t["title"])
+    assert "Dont.Worry.He.Won't.Get.Far.on.Foot.2018.1080p-MTeam" in set(t["title"])
+    row = t[t["title"].str.startswith("Ocean")].iloc[0]
+    assert row["feed"] == "xrelp2p" and row["family"] == "movies" and row["group"] == "DON"
+    assert row["line"] == 1
+
+
+def test_malformed_lines_counted_with_examples(tmp_path):
+    raw = tmp_path / "raw"
+    good = [line(f"Good.{i}-GRP") for i in range(5)]
+    bad_fields = b"\t\t".join([q("Short.Line-GRP"), b"\\N", q("1MB")])
+    bad_ts = line("Bad.Time-GRP", predate="2020-13-45 99:00:00")
+    null_ts = line("Null.Time-GRP", predate=None)
+    unknown = line("Unknown.Feed-GRP", source="somewhere")
+    no_title = line(None, raw_title=b"\\N")
+    bad_bytes = line("Caf\u00e9.Title-GRP").replace("Café".encode(), b"Caf\xe9")
+    lines = good + [bad_fields, bad_ts, null_ts, unknown, no_title, bad_bytes, b""]
+    write_dump(raw, 1583056800, lines)
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == len(lines) == 12
+    assert rep["skipped"]["wrong_field_count"] == 2  # the short line and the blank line
+    assert rep["skipped"]["bad_timestamp"] == 2
+    assert rep["skipped"]["unknown_feed"] == 1
+    assert rep["skipped"]["bad_title"] == 1
+    assert rep["rows_with_bad_bytes"] == 1
+    assert rep["rows_kept"] == 6
+    assert rep["lines_read"] == rep["rows_kept"] + rep["duplicates"] + rep["skipped_total"]
+    for reason in ("wrong_field_count", "bad_timestamp", "unknown_feed", "bad_title"):
+        assert rep["skipped_examples"][reason], reason
+    assert "Unknown.Feed-GRP" in rep["skipped_examples"]["unknown_feed"][0]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    assert any("\ufffd" in x for x in t["title"])
+    # the report is on disk too
+    on_disk = json.loads((tmp_path / "out" / "ingest_report.json").read_text())
+    assert on_disk["skipped"] == rep["skipped"]
+
+
+def test_accept_feed_option(tmp_path):
+    write_dump(tmp_path / "raw", 1583056800, [line("A-G", source="newfeed"), line("B-G")])
+    rep = _run(tmp_path, accept_feeds=["newfeed"])
+    assert rep["skipped"]["unknown_feed"] == 0 and rep["rows_kept"] == 2
+
+
+def test_truncated_gzip_counts_partial_line(tmp_path):
+    raw = tmp_path / "raw"
+    lines = [line(f"Release.Number.{i:05d}.With.A.Long.Name-GRP{i}") for i in range(3000)]
+    full = write_dump(raw, 1583056800, lines)
+    size = full.stat().st_size
+    write_dump(raw, 1583056800, lines, truncate=size // 2)
+    rep = _run(tmp_path)
+    assert rep["files_truncated_or_corrupt"] == ["dumps/1583056000/1583056800_predb_dump.csv.gz"]
+    n = rep["lines_read"]
+    assert 0 < n < 3000
+    assert rep["skipped"]["truncated_line"] in (0, 1)
+    assert n == rep["rows_kept"] + rep["skipped"]["truncated_line"]
+
+
+def test_duplicates_with_different_times_reported(tmp_path):
+    raw = tmp_path / "raw"
+    write_dump(raw, 1583056800, [line("Same.Title-GRP", predate="2020-03-01 10:00:00", source="xrel")])
+    write_dump(raw, 1583143200, [line("same.title-grp", predate="2020-03-01 18:00:00", source="m2v.ru"),
+                                 line("Other-GRP", predate="2020-03-02 01:00:00")])
+    rep = _run(tmp_path)
+    assert rep["duplicates"] == 1
+    assert rep["duplicate_titles_with_different_times"] == 1
+    assert "Same.Title-GRP [xrel]" in rep["duplicate_titles_with_different_times_examples"][0]
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    kept = t[t["title"].str.lower() == "same.title-grp"]
+    assert len(kept) == 1 and kept.iloc[0]["feed"] == "xrel"  # first file wins
+    assert str(kept.iloc[0]["pre_time"]) == "2020-03-01 10:00:00+00:00"
+
+
+def test_unreadable_file_error_and_skip(tmp_path):
+    raw = tmp_path / "raw"
+    write_dump(raw, 1583056800, [line("A-G")])
+    bad = raw / "dumps" / "1583143000" / "1583143200_predb_dump.csv.gz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"this is not gzip at all")
+    with pytest.raises(IngestError, match="1583143200_predb_dump.csv.gz.*--skip-unreadable"):
+        _run(tmp_path)
+    rep = _run(tmp_path, skip_unreadable=True)
+    assert rep["files_unreadable"] == ["dumps/1583143000/1583143200_predb_dump.csv.gz"]
+    assert rep["rows_kept"] == 1
+    d = pd.read_parquet(tmp_path / "out" / "dumps.parquet")
+    assert "unreadable" in set(d["status"])
+
+
+def test_stray_carriage_return_uses_exact_path(tmp_path):
+    raw = tmp_path / "raw"
+    weird = line("Has\rCR-GRP")
+    write_dump(raw, 1583056800, [line("A-GRP"), weird, line("B-GRP")])
+    rep = _run(tmp_path)
+    assert rep["lines_read"] == 3
+    assert rep["rows_kept"] == 3
+    assert rep["files_slow_path"]
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(IngestError, match="no \\*_predb_dump.csv.gz"):
+        _run(tmp_path)
+
+
+def test_multimember_gzip(tmp_path):
+    raw = tmp_path / "raw"
+    p = write_dump(raw, 1583056800, [line("A-G")])
+    p.write_bytes(gzip.compress(line("A-G") + b"\r\n", mtime=0) + gzip.compress(line("B-G") + b"\r\n", mtime=0))
+    rep = _run(tmp_path)
+    assert rep["rows_kept"] == 2 and rep["files_truncated_or_corrupt"] == []
+
+
+def _real_dumps():
+    sh = shared_dir()
+    if sh is None:
+        pytest.skip("../shared is absent")
+    d = default_dumps_dir()
+    if not (d / "dumps").is_dir():
+        pytest.skip("the nZEDb dumps are not in ../shared")
+    return d
+
+
+@pytest.mark.shared
+def test_real_dumps_subset(tmp_path):
+    d = _real_dumps()
+    dumps = nzedb.list_dumps(d)[:40]
+    res = ingest.read_and_clean(dumps)
+    rel, _, rep = ingest.ingest_tables(res, dumps)
+    # independent count with a plain split loop
+    n_lines = 0
+    titles = set()
+    for df in dumps:
+        for ln in gzip.decompress(df.path.read_bytes()).split(b"\n"):
+            if not ln:
+                continue
+            n_lines += 1
+            parts = ln.rstrip(b"\r").split(b"\t\t")
+            assert len(parts) == 12
+            titles.add(parts[0][1:-1].replace(b"\\'", b"'").decode("utf-8", "replace").lower())
+    assert rep["lines_read"] == n_lines
+    assert rep["skipped_total"] == 0
+    assert rel.num_rows == len(titles)
+    assert rep["accounting_balances"]
+
+
+@pytest.mark.shared
+def test_real_escaped_quote_lines_kept():
+    d = _real_dumps()
+    dumps = [x for x in nzedb.list_dumps(d) if x.created_unix in (1535968000 - 1, 1535968000)] or \
+        nzedb.list_dumps(d)[30:40]
+    res = ingest.read_and_clean(dumps)
+    rel, _, rep = ingest.ingest_tables(res, dumps)
+    esc = 0
+    for df in dumps:
+        esc += gzip.decompress(df.path.read_bytes()).count(b"\\'")
+    titles = rel.column("title").to_pylist()
+    assert not any("\\'" in t for t in titles)
+    if esc:
+        assert sum("'" in t for t in titles) >= 1
+    assert rep["skipped_total"] == 0
+
+
+def test_dedup_first_exact_on_chunked_keys():
+    import numpy as np
+    import pyarrow as pa
+
+    from raidstudy.data.ingest import _dedup_first
+
+    key = pa.chunked_array([["a", "b", "a"], [], ["c", "b", "a", "c"]], pa.string())
+    is_dup, rep = _dedup_first(key)
+    assert is_dup.tolist() == [False, False, True, False, True, True, True]
+    assert rep.tolist() == [0, 1, 0, 3, 1, 0, 3]
+    e_dup, e_rep = _dedup_first(pa.chunked_array([], pa.string()))
+    assert len(e_dup) == 0 and len(e_rep) == 0 and e_rep.dtype == np.int64
+
+
+def test_first_of_needs_codes_in_order_of_first_occurrence():
+    """The first-copy positions come from the order in which Arrow numbers dictionary codes
+    (first occurrence), which Arrow does not document: any other numbering is refused."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from raidstudy.data.ingest import _first_of
+
+    keys = pa.array(["b", "a", "b", "c", "a", "c", "d"])
+    enc = pc.dictionary_encode(keys)
+    assert enc.dictionary.to_pylist() == ["b", "a", "c", "d"]
+    assert _first_of(enc.indices.to_numpy(), 4).tolist() == [0, 1, 0, 3, 1, 3, 6]
+    assert _first_of(np.zeros(0, np.int32), 0).tolist() == []
+    for codes in ([1, 0, 1], [0, 2, 1], [0, 0, 1]):
+        with pytest.raises(AssertionError, match="order of first occurrence"):
+            _first_of(np.array(codes), 3)
+
+
+def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch, tmp_path):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    assert ingest._progress(3, "reading dumps", quiet=False) is None  # not a terminal
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert ingest._progress(3, "reading dumps", quiet=True) is None
+    bar = ingest._progress(3, "reading dumps", quiet=False)
+    bar.update(3)
+    assert bar.n == 3
+    bar.close()
+    assert "reading dumps:" in sys.stderr.getvalue() and "0/3" in sys.stderr.getvalue()
+
+
+_TIME_EDGES = [
+    "'2020-08-25 13:05:59'", "'1970-01-01 00:00:00'", "'1969-12-31 23:59:59'", "'1900-01-01 00:00:00'",
+    "'1899-12-31 23:59:59'", "'2199-12-31 23:59:59'", "'2200-01-01 00:00:00'", "'0000-01-01 00:00:00'",
+    "'2000-02-29 12:00:00'", "'1900-02-29 12:00:00'", "'2100-02-29 12:00:00'", "'2019-02-29 00:00:00'",
+    "'2020-02-30 00:00:00'", "'2020-04-31 00:00:00'", "'2020-00-10 00:00:00'", "'2020-13-01 00:00:00'",
+    "'2020-01-00 00:00:00'", "'2020-01-01 24:00:00'", "'2020-01-01 23:60:00'", "'2020-01-01 23:59:60'",
+    "'2020-01-01 23:59:61'", "'2020-1-01 00:00:00'", "' 2020-01-01 00:00:00'", "'2020-01-01  0:00:00'",
+    "'2020-01-01 00:00:00 '", "'+020-01-01 00:00:00'", "'2020/01/01 00:00:00'", "2020-01-01 00:00:00",
+    "\"2020-01-01 00:00:00\"", "'2020-01-01T00:00:00'", "\\N", "", "'", "'2020-01-01 00:00:0\u00e9'",
+]
+
+
+# Every position of a valid time replaced by each of a few characters.
+_TIME_EDGES += [_TIME_EDGES[0][:i] + c + _TIME_EDGES[0][i + 1:] for i in range(21) for c in "x/ 9'-:0"]
+
+
+def _strptime_reference(values):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.strptime(pa.array(values, pa.string()), format="'%Y-%m-%d %H:%M:%S'", unit="s",
+                       error_is_null=True).cast(pa.int64()).to_pylist()
+
+
+def test_pre_times_equal_strptime_on_edge_cases():
+    import numpy as np
+    import pyarrow as pa
+
+    from raidstudy.data.ingest import _pre_times
+
+    for values in (_TIME_EDGES, _TIME_EDGES[:2], _TIME_EDGES[:7], _TIME_EDGES + [None], [None] * 3, []):
+        got = _pre_times(pa.array(values, pa.string()))
+        assert got.type == pa.timestamp("s")
+        assert got.cast(pa.int64()).to_pylist() == _strptime_reference(values), values
+    sliced = pa.array(_TIME_EDGES, pa.string()).slice(3, 9)  # an offset into the buffers
+    assert _pre_times(sliced).cast(pa.int64()).to_pylist() == _strptime_reference(_TIME_EDGES[3:12])
+    # a null whose slot spans 21 bytes of a valid time (Arrow allows any bytes under a null)
+    data = ("'2020-08-25 13:05:59'" * 2).encode()
+    offsets = pa.py_buffer(np.array([0, 21, 42], np.int32).tobytes())
+    validity = pa.py_buffer(np.packbits([True, False], bitorder="little").tobytes())
+    masked = pa.Array.from_buffers(pa.string(), 2, [validity, offsets, pa.py_buffer(data)])
+    assert masked.to_pylist() == ["'2020-08-25 13:05:59'", None]
+    assert _pre_times(masked).cast(pa.int64()).to_pylist() == [1598360759, None]
+
+
+def test_pre_times_equal_strptime_fuzzed():
+    import datetime as dt
+
+    import pyarrow as pa
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from raidstudy.data.ingest import _pre_times
+
+    stamp = st.datetimes(dt.datetime(1850, 1, 1), dt.datetime(2250, 12, 31)).map(
+        lambda d: d.strftime("'%Y-%m-%d %H:%M:%S'"))
+    # a valid stamp with one character replaced, or with a character dropped or added
+    edit = st.tuples(stamp, st.integers(0, 20), st.sampled_from(list("0123456789'-: x/9\u00e9")),
+                     st.sampled_from(["replace", "drop", "insert"])).map(
+        lambda t: {"replace": t[0][:t[1]] + t[2] + t[0][t[1] + 1:], "drop": t[0][:t[1]] + t[0][t[1] + 1:],
+                   "insert": t[0][:t[1]] + t[2] + t[0][t[1]:]}[t[3]])
+    value = st.one_of(stamp, edit, st.sampled_from(_TIME_EDGES), st.none())
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(value, max_size=40))
+    def check(values):
+        got = _pre_times(pa.array(values, pa.string()))
+        assert got.cast(pa.int64()).to_pylist() == _strptime_reference(values)
+
+    check()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="thread niceness is Linux's")
+def test_writer_helpers_run_at_lower_priority():
+    import os
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    def niceness():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    base = niceness()
+    with ThreadPoolExecutor(1, initializer=ingest._lower_priority) as pool:
+        helper = pool.submit(niceness).result()
+    assert helper == min(19, base + ingest.HELPER_NICENESS)
+    assert niceness() == base  # the calling thread keeps its priority
+
+
+def test_lower_priority_refused_is_harmless(monkeypatch):
+    import os
+
+    def refuse(*a):
+        raise PermissionError("not allowed")
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    ingest._lower_priority()  # nothing raised
+
+
+def test_lower_priority_only_on_linux(monkeypatch):
+    import os
+
+    calls = []
+    monkeypatch.setattr(os, "setpriority", lambda *a: calls.append(a))
+    monkeypatch.setattr(os, "getpriority", lambda *a: 0)
+    monkeypatch.setattr(ingest.sys, "platform", "darwin")  # thread ids are not process ids there
+    ingest._lower_priority()
+    assert calls == []
+    monkeypatch.setattr(ingest.sys, "platform", "linux")
+    ingest._lower_priority()
+    assert len(calls) == 1 and calls[0][2] == ingest.HELPER_NICENESS
+
+
+def test_part_ids_equal_keys_share_a_part():
+    import numpy as np
+    import pyarrow as pa
+
+    from raidstudy.data.ingest import _N_PARTS, _part_ids
+
+    keys = ["a-grp", "", "b", "a-grp", "", "\u00e9t\u00e9-x", "b"] + [f"title.{'x' * (i % 13)}-grp{i}" for i in range(500)]
+    for arr in (pa.array(keys), pa.array(keys).slice(1, 6), pa.array([""] * 3), pa.array([], pa.string())):
+        pid = _part_ids(arr)
+        assert pid.dtype == np.uint8 and len(pid) == len(arr) and (pid < _N_PARTS).all()
+        by_key = {}
+        for k, p in zip(arr.to_pylist(), pid.tolist()):
+            assert by_key.setdefault(k, p) == p
+    assert len(set(_part_ids(pa.array(keys)).tolist())) > _N_PARTS // 2  # spread over the parts

@@ -1,0 +1,105 @@
+"""Plots: return (fig, ax), style local to the call, data available as DataFrames."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from raidstudy import ITS
+from raidstudy.report import plots  # noqa: E402
+from raidstudy.models.simulate import simulate_its  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def res():
+    d = simulate_its(family="negbin", n=400, event=300, seed=3)
+    d = d.drop(d.index[[20, 21]])
+    return ITS(d, outcome="y", event="2018-10-28", exclude=1).fit()
+
+
+def test_import_does_not_change_global_style():
+    before = dict(plt.rcParams)
+    import importlib
+
+    importlib.reload(plots)
+    assert dict(plt.rcParams) == before
+
+
+def test_plot_fit(res):
+    before = plt.rcParams["axes.spines.top"]
+    fig, ax = plots.plot_fit(results=res, alpha=0.05)
+    assert plt.rcParams["axes.spines.top"] == before  # style restored after the call
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"observed", "fitted", "counterfactual", "event", "excluded (transition)"} <= set(labels)
+    data = plots.fit_data(results=res, alpha=0.05)
+    assert {"cf_ci_low", "cf_pi_high"} <= set(data.columns)
+    plt.close(fig)
+    fig2, ax2 = res.plot_fit()
+    plt.close(fig2)
+
+
+def test_plot_fit_on_given_axes(res):
+    fig, ax = plt.subplots()
+    f2, a2 = plots.plot_fit(results=res, alpha=0.1, ax=ax)
+    assert f2 is fig and a2 is ax
+    plt.close(fig)
+
+
+def test_plot_series_gaps_and_control():
+    idx = pd.date_range("2020-01-01", periods=60, freq="D")
+    s = pd.Series(np.arange(60.0), index=idx, name="releases").drop(idx[[10, 11, 12]])
+    c = pd.Series(np.arange(60.0) / 2, index=idx, name="p2p")
+    data = plots.series_data(series=s, control=c)
+    assert len(data) == 60 and data["missing"].sum() == 3
+    fig, ax = plots.plot_series(series=s, event_date="2020-02-01", control=c, title="t")
+    line = ax.get_lines()[0]
+    assert np.isnan(np.asarray(line.get_ydata(), float)).sum() == 3  # gaps drawn as breaks
+    plt.close(fig)
+
+
+def test_plot_residuals(res):
+    fig, axes = plots.plot_residuals(results=res)
+    assert axes.shape == (2, 2)
+    assert "Ljung-Box" in fig._suptitle.get_text()
+    assert len(plots.residuals_data(results=res)) == res.nobs
+    plt.close(fig)
+    f, a = res.plot_diagnostics()
+    plt.close(f)
+
+
+def test_style_does_not_undo_interactive_mode_switched_on_inside():
+    """In a notebook the first figure switches interactive mode on (inline backend); the
+    style context must not switch it off again, or later figures are never shown."""
+    import matplotlib as mpl
+
+    from raidstudy.report.plots import style
+
+    before = mpl.rcParams["interactive"]
+    try:
+        mpl.rcParams["interactive"] = False
+        with style():
+            mpl.rcParams["interactive"] = True
+        assert mpl.rcParams["interactive"] is True
+    finally:
+        mpl.rcParams["interactive"] = before
+
+
+def test_plot_placebo_returns_fig_ax_and_its_data():
+    from raidstudy.models.placebo import placebo_in_time
+    from raidstudy.report.plots import placebo_data, plot_placebo
+
+    d = simulate_its(family="poisson", n=400, event=300, level=-0.7, seed=2)
+    real = ITS(d, outcome="y", event=d.index[300], family="poisson").fit().params["level"]
+    res = placebo_in_time(d[["y"]], event=d.index[300], real=real, n_placebos=8,
+                          its_kwargs={"outcome": "y", "family": "poisson"})
+    fig, ax = plot_placebo(placebo=res)
+    assert ax.get_title().startswith("In-time placebos")
+    assert list(placebo_data(placebo=res).columns) == ["date", "estimate", "std_error", "note"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

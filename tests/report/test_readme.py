@@ -1,0 +1,37 @@
+"""The README keeps its promises: the two commands first, CI runs its test command, and its
+numbers are those of a real run."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from raidstudy.paths import repo_root
+from raidstudy.report.readme import END, RESULTS_COPY, START, results_block
+
+ROOT = repo_root()
+
+
+def test_two_commands_stand_first():
+    text = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    assert first_block.splitlines()[0].startswith("make run")
+    assert first_block.splitlines()[1].startswith("make test")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
+
+
+def test_results_block_is_generated_from_a_real_run():
+    copy = ROOT / RESULTS_COPY
+    if not copy.exists():
+        pytest.skip(f"{RESULTS_COPY} not written yet: run `make run && make readme`")
+    res = json.loads(copy.read_text())
+    text = (ROOT / "README.md").read_text()
+    block = text.split(START, 1)[1].split(END, 1)[0].strip()
+    assert block == results_block(res).strip(), "README out of date: run `make run && make readme`"
+    assert res["data"]["simulated"] is False
+    assert res["event"]["id"] == "sparks_2020"
