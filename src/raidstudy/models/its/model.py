@@ -176,10 +176,15 @@ class ITS:
         else:
             excl = resolve_dates(self.frame, exclude, "exclude")
         self.excluded_pos = excl
-        design = build_design(self.frame, event_pos=self.event_pos, slope=self.slope, dow=self.dow,
-                              fourier=self.fourier, holidays=holidays, excluded_pos=excl, family=family)
+        design = self._build_design()
         self.design: Design = check_design(design, family=family, frame=self.frame, event_pos=self.event_pos,
                                            dow=self.dow, fourier=self.fourier)
+
+    def _build_design(self) -> Design:
+        """The design matrix before its checks; subclasses with other event terms override this."""
+        return build_design(self.frame, event_pos=self.event_pos, slope=self.slope, dow=self.dow,
+                            fourier=self.fourier, holidays=self.holidays, excluded_pos=self.excluded_pos,
+                            family=self.family)
 
     # ------------------------------------------------------------------ properties
     @property
