@@ -141,10 +141,11 @@ def test_results_surface(res_nb):
         assert isinstance(s, pd.Series) and list(s.index) == r.model.exog_names
     ci = r.conf_int(alpha=0.1)
     assert list(ci.columns) == ["lower", "upper"] and (ci["lower"] < r.params).all()
-    assert r.family == "negbin" and r.cov_type == "hac"
-    assert r.cov_description.startswith("GLM sandwich with Newey-West HAC meat")
-    assert f"{nw_auto_lags(r.nobs)} lags" in r.cov_description
+    assert r.family == "negbin" and r.cov_type == "ewc" and r.ewc_terms == 8
+    assert r.cov_description.startswith("GLM sandwich with EWC")
     assert r.dispersion > 0
+    h = r.model.fit(cov_type="HAC", maxlags="rule")  # statsmodels' spelling is accepted
+    assert h.cov_type == "hac" and f"{nw_auto_lags(r.nobs)} lags" in h.cov_description
 
 
 def test_nw_auto_lag_rule():
@@ -177,7 +178,8 @@ def test_effects_structure_and_consistency(res_nb):
     rel, cum = e["relative"], e["cumulative"]
     assert rel["ci_low"] < rel["estimate"] < rel["ci_high"]
     assert cum["estimate"] == pytest.approx(cum["observed"] - cum["counterfactual"])
-    assert cum["pi_low"] <= cum["ci_low"] and cum["pi_high"] >= cum["ci_high"]
+    assert "pi_low" not in cum  # no prediction interval for a sum of autocorrelated outcomes
+    assert cum["counterfactual_ci_low"] < cum["counterfactual"] < cum["counterfactual_ci_high"]
     assert rel["estimate"] == pytest.approx(cum["observed"] / cum["counterfactual"] - 1)
     rec = e["recovery"]
     assert rec["direction"] == "drop" and rec["share"] == 0.9
@@ -223,7 +225,7 @@ def test_to_dict_is_deterministic_and_json_stable(daily):
 def test_summary_text_html_latex(res_nb):
     s = res_nb.summary()
     txt = str(s)
-    assert "Newey-West" in txt and "level" in txt and "Bartlett" in txt
+    assert "EWC (equal-weighted cosine)" in txt and "8 cosine terms" in txt and "fixed-b" in txt and "level" in txt
     assert "<table>" in s._repr_html_()
     tex = s.as_latex()
     assert "\\toprule" in tex and "\\bottomrule" in tex
@@ -321,7 +323,7 @@ def test_too_few_periods_for_lag():
     s = _series(np.random.default_rng(0).poisson(20, 30))
     m = ITS(s, event=s.index[15], family="poisson", dow=False)
     with pytest.raises(ParameterError, match="maxlags"):
-        m.fit(maxlags=40)
+        m.fit(cov_type="hac", maxlags=40)
 
 
 def test_singular_design_identical_control():
@@ -373,9 +375,9 @@ def test_no_warnings_on_clean_fit(daily):
 
 def test_prewhitened_hac_option(daily):
     m = ITS(daily, outcome="y", event=daily.index[350], family="poisson")
-    r = m.fit(maxlags=4, prewhite=True)
+    r = m.fit(cov_type="hac", maxlags=4, prewhite=True)
     assert "prewhitening" in r.cov_description and r.to_dict(n_sim=100)["model"]["prewhite"] is True
-    r0 = m.fit(maxlags=4)
+    r0 = m.fit(cov_type="hac", maxlags=4)
     pd.testing.assert_series_equal(r.params, r0.params)
     assert np.all(np.isfinite(r.std_errors)) and not np.allclose(r.std_errors, r0.std_errors)
     with pytest.raises(ParameterError, match="prewhite"):

@@ -90,8 +90,8 @@ def test_automatic_hac_lags_follow_the_autocorrelation():
     rule = nw_auto_lags(N)
     white = simulate_its(family="gaussian", n=N, event=EVENT, ar=0.0, seed=1)
     strong = simulate_its(family="gaussian", n=N, event=EVENT, ar=0.8, seed=1)
-    r_white = ITS(white, outcome="y", event=white.index[EVENT], family="gaussian", fourier=1).fit()
-    r_strong = ITS(strong, outcome="y", event=strong.index[EVENT], family="gaussian", fourier=1).fit()
+    r_white = ITS(white, outcome="y", event=white.index[EVENT], family="gaussian", fourier=1).fit(cov_type="hac")
+    r_strong = ITS(strong, outcome="y", event=strong.index[EVENT], family="gaussian", fourier=1).fit(cov_type="hac")
     assert r_white.maxlags == rule
     assert r_strong.maxlags > 2 * rule
     assert "plug-in" in r_strong.cov_description
@@ -104,6 +104,6 @@ def test_plugin_lags_cover_better_than_the_rule_under_strong_autocorrelation():
         d = simulate_its(family="gaussian", n=N, event=EVENT, level=LEVEL, slope=SLOPE, ar=0.8, seed=30_000 + rep)
         for ml in hits:
             lo, hi = ITS(d, outcome="y", event=d.index[EVENT], family="gaussian", fourier=1).fit(
-                maxlags=ml).conf_int().loc["level"]
+                cov_type="hac", maxlags=ml).conf_int().loc["level"]
             hits[ml] += lo <= LEVEL * 100 <= hi
     assert hits[None] > hits["rule"]

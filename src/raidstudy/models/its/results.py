@@ -75,7 +75,9 @@ class ITSResults:
     """
 
     def __init__(self, model: ITS, state: FitState, cov: np.ndarray, *, cov_type: str, maxlags: int | None,
-                 small_sample: bool, use_t: bool | None = None):
+                 small_sample: bool, use_t: bool | None = None, prewhite: bool = False,
+                 lag_rule: str | None = None, ewc_terms: int | None = None, reference: Any = None,
+                 newey: bool = False):
         self.model = model
         self._state = state
         self.cov_type = cov_type
@@ -90,11 +92,24 @@ class ITSResults:
         self.cov_params = pd.DataFrame(cov, index=names, columns=names)
         self.std_errors = pd.Series(np.sqrt(np.diag(cov)), index=names, name="std_error")
         self.tvalues = (self.params / self.std_errors).rename("t")
-        self.use_t = bool(self.family == "gaussian" or small_sample) if use_t is None else bool(use_t)
-        if self.use_t:
-            self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues), self.df_resid), index=names, name="p_value")
+        self.prewhite = bool(prewhite)
+        self.lag_rule = lag_rule
+        self.ewc_terms = ewc_terms
+        self.newey = bool(newey)
+        #: The simulated fixed-b reference distribution of an EWC fit (None for other covariances).
+        self.reference = reference
+        if cov_type == "ewc":
+            self.use_t = False
+            eye = np.eye(len(names))
+            pv = [reference.pvalue(eye[k], float(self.tvalues.iloc[k])) for k in range(len(names))]
+            self.pvalues = pd.Series(pv, index=names, name="p_value")
         else:
-            self.pvalues = pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=names, name="p_value")
+            self.use_t = bool(self.family == "gaussian" or small_sample) if use_t is None else bool(use_t)
+            if self.use_t:
+                self.pvalues = pd.Series(2 * stats.t.sf(np.abs(self.tvalues), self.df_resid), index=names,
+                                         name="p_value")
+            else:
+                self.pvalues = pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=names, name="p_value")
         if self.family == "negbin":
             self.dispersion = float(state.alpha)
         else:
@@ -102,7 +117,6 @@ class ITSResults:
         self.pearson_dispersion = float(state.pearson_chi2 / self.df_resid)
         self.loglike = state.loglike
         self.converged = state.converged
-        self.prewhite = False
         self._cache: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ basics
@@ -118,9 +132,15 @@ class ITSResults:
     def cov_description(self) -> str:
         """The covariance estimator in words."""
         ss = ", small-sample scaling n/(n-k) as Stata's newey" if self.small_sample else ""
+        if self.cov_type == "ewc":
+            kind = "EWC (equal-weighted cosine) long-run variance" if self.family == "gaussian" else \
+                "GLM sandwich with EWC (equal-weighted cosine) long-run variance"
+            within = ", within each series" if self.model.controls else ""
+            return (f"{kind}, {self.ewc_terms} cosine terms{within}; critical values and p-values from the "
+                    f"fixed-b distribution simulated for this design")
         if self.cov_type == "hac":
             lags = f"{self.maxlags} lag" + ("" if self.maxlags == 1 else "s")
-            rule = getattr(self, "lag_rule", None)
+            rule = self.lag_rule
             if rule == "plugin":
                 lags += " (Newey-West 1994 plug-in bandwidth)"
             elif rule == "rule":
@@ -128,7 +148,9 @@ class ITSResults:
             kind = "Newey-West HAC" if self.family == "gaussian" else "GLM sandwich with Newey-West HAC meat"
             within = ", within each series" if self.model.controls else ""
             pw = ", VAR(1) prewhitening" if self.prewhite else ""
-            return f"{kind}, {lags}, Bartlett kernel{pw}{within}{ss}"
+            head = "Stata newey: " if self.newey else ""
+            crit = "; t(n-k) critical values" if self.use_t else "; normal critical values"
+            return f"{head}{kind}, {lags}, Bartlett kernel{pw}{within}{ss}{crit}"
         if self.cov_type == "robust":
             hc = "HC1" if self.small_sample else "HC0"
             return f"heteroskedasticity-robust sandwich ({hc})"
@@ -138,16 +160,105 @@ class ITSResults:
                 "negbin": "model-based negative binomial (inverse Fisher information)"}[self.family]
         return base + ss
 
-    def _crit(self, alpha: float) -> float:
-        if not 0 < alpha < 1:
-            raise ParameterError("alpha", alpha, "must lie strictly between 0 and 1")
+    @staticmethod
+    def _check_alpha(alpha: float) -> None:
+        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0 < alpha < 1:
+            raise ParameterError("alpha", alpha, "must lie strictly between 0 and 1", hint="0.05 gives 95% intervals")
+
+    def _contrast(self, contrast: Any) -> np.ndarray:
+        if isinstance(contrast, str):
+            if contrast not in self.params.index:
+                raise ParameterError("contrast", contrast, "is not a term of the model", accepted=list(self.params.index))
+            c = np.zeros(len(self.params))
+            c[self.params.index.get_loc(contrast)] = 1.0
+            return c
+        if isinstance(contrast, pd.Series):
+            contrast = contrast.reindex(self.params.index).fillna(0.0).to_numpy()
+        c = np.asarray(contrast, dtype=float).ravel()
+        if c.shape != (len(self.params),):
+            raise ParameterError("contrast", f"shape {c.shape}", f"must have one weight per term ({len(self.params)})")
+        return c
+
+    def critical_value(self, contrast: Any, alpha: float = 0.05) -> float:
+        """Two-sided ``1 - alpha`` critical value for the t statistic of a linear contrast.
+
+        ``contrast`` is a term name, a Series by term or a vector of weights. With the EWC
+        covariance the value comes from the fixed-b distribution simulated for this design
+        and this contrast; otherwise it is the normal or t(n-k) quantile.
+        """
+        self._check_alpha(alpha)
+        if self.reference is not None:
+            return self.reference.critical_value(self._contrast(contrast), alpha)
         if self.use_t:
             return float(stats.t.ppf(1 - alpha / 2, self.df_resid))
         return float(stats.norm.ppf(1 - alpha / 2))
 
+    def contrast_test(self, contrast: Any, value: float = 0.0, *, alpha: float = 0.05) -> dict[str, Any]:
+        """Estimate, standard error, interval and two-sided test of ``c'beta = value``."""
+        c = self._contrast(contrast)
+        est = float(c @ self.params.to_numpy())
+        se = float(np.sqrt(max(c @ self.cov_params.to_numpy() @ c, 0.0)))
+        t = (est - value) / se if se > 0 else float("nan")
+        q = self.critical_value(c, alpha)
+        if self.reference is not None:
+            p = self.reference.pvalue(c, t)
+        elif self.use_t:
+            p = float(2 * stats.t.sf(abs(t), self.df_resid))
+        else:
+            p = float(2 * stats.norm.sf(abs(t)))
+        return {"estimate": est, "std_error": se, "statistic": t, "p_value": p, "critical_value": q,
+                "ci_low": est - q * se, "ci_high": est + q * se}
+
+    def wald_test(self, R: Any, r: Any = None) -> dict[str, Any]:
+        """Joint test of ``R beta = r`` with this fit's covariance.
+
+        ``R`` is a list of term names (each restricted to zero), or a matrix with one row
+        per restriction. The statistic is the Wald statistic divided by the number of
+        restrictions ``q``; its reference distribution matches the covariance: simulated
+        for the design under EWC (which supports at most ``ewc_terms`` restrictions per
+        series), ``F(q, n-k)`` with t-based inference, ``chi2(q)/q`` otherwise.
+        """
+        if isinstance(R, (list, tuple)) and R and all(isinstance(x, str) for x in R):
+            R = np.vstack([self._contrast(x) for x in R])
+        R = np.atleast_2d(np.asarray(R, dtype=float))
+        q = R.shape[0]
+        if R.shape[1] != len(self.params):
+            raise ParameterError("R", f"shape {R.shape}", f"must have one column per term ({len(self.params)})")
+        r = np.zeros(q) if r is None else np.asarray(r, dtype=float).ravel()
+        diff = R @ self.params.to_numpy() - r
+        RVR = R @ self.cov_params.to_numpy() @ R.T
+        try:
+            stat = float(diff @ np.linalg.solve(RVR, diff)) / q
+        except np.linalg.LinAlgError:
+            raise ModelError(f"the covariance of the {q} restrictions is singular; test fewer or other restrictions") \
+                from None
+        if self.reference is not None:
+            p = self.reference.wald_pvalue(R, stat)
+            method = f"Wald/q, fixed-b reference simulated for the design (EWC, {self.ewc_terms} cosine terms)"
+        elif self.use_t:
+            p = float(stats.f.sf(stat, q, self.df_resid))
+            method = f"Wald/q against F({q}, {self.df_resid})"
+        else:
+            p = float(stats.chi2.sf(stat * q, q))
+            method = f"Wald against chi2({q})"
+        return {"statistic": stat, "df": q, "p_value": p, "method": method}
+
+    def band_critical_values(self, C: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+        """Critical values for many contrasts at once (the rows of ``C``), as for a band.
+
+        EWC: the Satterthwaite approximation of each contrast's fixed-b distribution
+        (:meth:`~raidstudy.models.its.critical.FixedBReference.satterthwaite_critical_values`);
+        otherwise the one normal or t quantile.
+        """
+        self._check_alpha(alpha)
+        C = np.atleast_2d(np.asarray(C, dtype=float))
+        if self.reference is not None:
+            return self.reference.satterthwaite_critical_values(C, alpha)
+        return np.full(C.shape[0], self.critical_value(np.eye(len(self.params))[0], alpha))
+
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Confidence intervals for the coefficients (columns ``lower``, ``upper``)."""
-        q = self._crit(alpha)
+        q = np.array([self.critical_value(t, alpha) for t in self.params.index])
         return pd.DataFrame({"lower": self.params - q * self.std_errors,
                              "upper": self.params + q * self.std_errors})
 
@@ -165,6 +276,12 @@ class ITSResults:
         vals, vecs = np.linalg.eigh(self.cov_params.to_numpy())
         L = vecs * np.sqrt(np.clip(vals, 0, None))
         z = rng.standard_normal((int(n_sim), len(self.params)))
+        if self.reference is not None:
+            # A scale mixture of normals whose mixing variable is the EWC variance ratio of
+            # the headline contrast: that contrast's draws then follow its simulated fixed-b
+            # distribution, so simulated intervals are as wide as its confidence interval.
+            Q = self.reference.mixture(self._contrast(self.model.design.headline["level"]))
+            z = z / np.sqrt(Q[rng.integers(0, len(Q), int(n_sim))])[:, None]
         return self.params.to_numpy() + z @ L.T
 
     def _sim_outcome(self, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -212,8 +329,10 @@ class ITSResults:
         with every event term zero, and ``control`` the (mean) control series). ``cf_ci_*`` is the confidence interval of the
         counterfactual mean (delta method on the link scale, transformed back);
         ``cf_pi_*`` the prediction interval of a counterfactual observation (gaussian:
-        analytic; count families: simulated from N(beta, V) and the outcome distribution,
-        seeded).
+        analytic; count families: simulated from the coefficient draws and the outcome
+        distribution, seeded). Under EWC each period's band uses its own critical value, from
+        a Satterthwaite approximation of the simulated fixed-b distribution
+        (:meth:`band_critical_values`).
         """
         key = ("pred", alpha, n_sim, seed)
         if key in self._cache:
@@ -221,7 +340,7 @@ class ITSResults:
         T = self._treated
         b = self.params.to_numpy()
         V = self.cov_params.to_numpy()
-        q = self._crit(alpha)
+        q = self.band_critical_values(T["Xcf"], alpha)
         eta_fit = T["X"] @ b + T["off"]
         eta_cf = T["Xcf"] @ b + T["off"]
         se = np.sqrt(np.einsum("ij,jk,ik->i", T["Xcf"], V, T["Xcf"]))
@@ -230,7 +349,7 @@ class ITSResults:
             pse = np.sqrt(se ** 2 + self.dispersion)
             pi_lo, pi_hi = eta_cf - q * pse, eta_cf + q * pse
         else:
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng([seed, 2])  # outcome noise: a stream apart from the coefficient draws
             draws = self._draws(n_sim, seed)
             mu = self._inv_link(T["Xcf"] @ draws.T + T["off"][:, None])
             ysim = self._sim_outcome(mu, rng)
@@ -283,12 +402,14 @@ class ITSResults:
         Returns a dict with ``level`` (coefficient, CI, p-value; rate ratio and percentage
         change for count families), ``slope`` (per period), ``relative`` (observed /
         counterfactual - 1 over the post window), ``cumulative`` (observed minus
-        counterfactual summed over the post window; negative = releases lost; ``ci`` from
-        parameter uncertainty, ``pi`` adding outcome noise), and ``recovery`` (periods
-        from the event until the deseasonalised fitted / counterfactual ratio first
-        reaches ``recovery_share``). Intervals other than the level and slope ones are
-        simulated from N(beta, V) with ``seed``. The post window is every observed period
-        from the event on, transition periods included.
+        counterfactual summed over the post window; negative = releases lost), and
+        ``recovery`` (periods from the event until the deseasonalised fitted /
+        counterfactual ratio first reaches ``recovery_share``). The relative and cumulative
+        intervals come from one linear contrast (the summed counterfactual; delta method on
+        the log scale for count families) with the fit's covariance and that contrast's
+        critical value; the recovery interval from ``n_sim`` coefficient draws seeded by
+        ``seed`` (:meth:`_draws`). The post window is every observed period from the event
+        on, transition periods included.
         """
         if not 0 < recovery_share < 1:
             raise ParameterError("recovery_share", recovery_share, "must lie strictly between 0 and 1")
@@ -318,35 +439,55 @@ class ITSResults:
 
         T = self._treated
         draws = self._draws(n_sim, seed)
-        rng = np.random.default_rng([seed, 1])
         post = (T["tpos"] >= self.model.event_pos) & ~T["missing"]
         idx = self.model.frame.index
         obs = T["y"][post]
         b = self.params.to_numpy()
-        cf_hat = self._inv_link(T["Xcf"][post] @ b + T["off"][post])
-        cf_sim = self._inv_link(T["Xcf"][post] @ draws.T + T["off"][post][:, None])  # (n_post, n_sim)
+        V = self.cov_params.to_numpy()
+        Xp = T["Xcf"][post]
+        cf_hat = self._inv_link(Xp @ b + T["off"][post])
         S_obs, S_cf = float(obs.sum()), float(cf_hat.sum())
-        S_cf_sim = cf_sim.sum(axis=0)
-        ysim = self._sim_outcome(cf_sim, rng).sum(axis=0)
         post_dates = idx[T["tpos"][post]]
         out["post_window"] = {"start": post_dates[0] if len(post_dates) else None,
                               "end": post_dates[-1] if len(post_dates) else None,
                               "n_periods": int(np.sum(T["tpos"] >= self.model.event_pos)),
                               "n_observed": int(post.sum()),
                               "n_excluded": int(np.sum(post & T["excluded"]))}
-        rel_sim = S_obs / S_cf_sim - 1.0
+        # The summed counterfactual through one linear contrast (exact for gaussian, the
+        # delta method on the log scale for count families), so that its interval uses the
+        # fit's own covariance and critical value, as every coefficient does.
+        if count:
+            c = (cf_hat @ Xp) / S_cf
+            centre = math.log(S_cf)
+        else:
+            c = Xp.sum(axis=0)
+            centre = S_cf
+        se = float(np.sqrt(max(c @ V @ c, 0.0)))
+        q = self.critical_value(c, alpha)
+        cf_lo, cf_hi = (math.exp(centre - q * se), math.exp(centre + q * se)) if count else \
+            (centre - q * se, centre + q * se)
+        test_value = math.log(S_obs) if count and S_obs > 0 else (S_obs if not count else -math.inf)
+        stat = (centre - test_value) / se if se > 0 and math.isfinite(test_value) else float("nan")
+        if self.reference is not None:
+            p_rel = self.reference.pvalue(c, stat)
+        elif self.use_t:
+            p_rel = float(2 * stats.t.sf(abs(stat), self.df_resid))
+        else:
+            p_rel = float(2 * stats.norm.sf(abs(stat)))
         rel = S_obs / S_cf - 1.0
-        lo, hi = np.quantile(rel_sim, [q_lo, q_hi])
+        with np.errstate(divide="ignore"):
+            lo, hi = (S_obs / cf_hi - 1.0, S_obs / cf_lo - 1.0) if cf_lo > 0 else (S_obs / cf_hi - 1.0, math.inf)
         out["relative"] = {"estimate": rel, "ci_low": float(lo), "ci_high": float(hi),
                            "pct": 100 * rel, "pct_ci_low": 100 * float(lo), "pct_ci_high": 100 * float(hi),
+                           "p_value": p_rel, "critical_value": q,
                            "observed_mean": S_obs / max(len(obs), 1), "counterfactual_mean": S_cf / max(len(obs), 1)}
-        cum_sim = S_obs - S_cf_sim
-        clo, chi = np.quantile(cum_sim, [q_lo, q_hi])
-        plo, phi = np.quantile(S_obs - ysim, [q_lo, q_hi])
         out["cumulative"] = {"observed": S_obs, "counterfactual": S_cf, "estimate": S_obs - S_cf,
-                             "ci_low": float(clo), "ci_high": float(chi), "pi_low": float(plo),
-                             "pi_high": float(phi), "lost": S_cf - S_obs,
-                             "lost_ci_low": float(-chi), "lost_ci_high": float(-clo)}
+                             "ci_low": S_obs - cf_hi, "ci_high": S_obs - cf_lo, "lost": S_cf - S_obs,
+                             "lost_ci_low": cf_lo - S_obs, "lost_ci_high": cf_hi - S_obs,
+                             "counterfactual_ci_low": cf_lo, "counterfactual_ci_high": cf_hi,
+                             "note": ("confidence interval of the expected shortfall; no prediction interval is "
+                                      "given because summed outcome noise depends on the residuals' "
+                                      "autocorrelation, which the model does not describe")}
         out["recovery"] = self._recovery(recovery_share, draws, q_lo, q_hi)
         self._cache[key] = out
         return out
@@ -533,7 +674,10 @@ class ITSResults:
             "name": m.name, "outcome": m.outcome, "family": self.family,
             "cov_type": self.cov_type, "cov_description": self.cov_description,
             "maxlags": self.maxlags, "small_sample": self.small_sample, "prewhite": self.prewhite,
-            "inference": f"t({self.df_resid})" if self.use_t else "normal",
+            "inference": ("fixed-b reference distribution simulated for the design" if self.reference is not None
+                          else f"t({self.df_resid})" if self.use_t else "normal"),
+            "ewc_terms": self.ewc_terms, "newey": self.newey,
+            "critical_value_level": self.critical_value(d.headline["level"], alpha),
             "freq": m.frame.freq.code, "unit": m.frame.freq.unit,
             "event": idx[m.event_pos], "event_position": int(m.event_pos),
             "start": idx[0], "end": idx[-1],
@@ -601,8 +745,9 @@ class ITSSummary:
         r = self.results
         ci = r.conf_int(self.alpha)
         lab = f"{100 * (1 - self.alpha):g}%"
-        df = pd.DataFrame({"coef": r.params, "std err": r.std_errors, "t" if r.use_t else "z": r.tvalues,
-                           "P>|t|" if r.use_t else "P>|z|": r.pvalues,
+        tlike = r.use_t or r.reference is not None
+        df = pd.DataFrame({"coef": r.params, "std err": r.std_errors, "t" if tlike else "z": r.tvalues,
+                           "P>|t|" if tlike else "P>|z|": r.pvalues,
                            f"[{lab}": ci["lower"], f"{lab}]": ci["upper"]})
         if r.family in COUNT_FAMILIES:
             df["exp(coef)"] = np.exp(r.params)

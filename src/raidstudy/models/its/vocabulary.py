@@ -7,7 +7,12 @@ from __future__ import annotations
 
 FAMILIES = ("gaussian", "poisson", "quasipoisson", "negbin")
 COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
-COV_TYPES = ("hac", "robust", "nonrobust")
+COV_TYPES = ("ewc", "hac", "newey", "robust", "nonrobust")
+#: What users type for each covariance (statsmodels spells HAC in capitals).
+COV_ALIASES = {"hac": "hac", "newey": "newey", "newey-west": "hac", "nw": "hac", "ewc": "ewc",
+               "robust": "robust", "hc0": "robust", "nonrobust": "nonrobust", "model": "nonrobust"}
+#: Default number of cosine terms of the EWC covariance.
+EWC_TERMS = 8
 DOW_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
