@@ -368,9 +368,11 @@ def default_variants(spec) -> dict[str, dict[str, Any]]:
                        ("gaussian", "Gaussian family (OLS on counts)")):
         if fam != p["model_family"]:
             v[label] = {"model_family": fam}
-    v["HAC lags by the rule of thumb"] = {"cov_type": "hac", "hac_lags": "rule"}
+    if p["cov_type"] == "ewc":
+        v["EWC with twice the cosine terms"] = {"ewc_terms": 2 * p["ewc_terms"]}
+    v["Newey-West HAC, plug-in lags, normal critical values"] = {"cov_type": "hac", "hac_lags": "auto"}
     if ppy == 365:
-        v["HAC with 28 lags (four weeks)"] = {"cov_type": "hac", "hac_lags": "28"}
+        v["Newey-West HAC with 28 lags (four weeks)"] = {"cov_type": "hac", "hac_lags": "28"}
     if not p["series_csv"] and "xrelp2p" not in p["feeds"]:
         v["P2P feed xrelp2p as control"] = {"control_feeds": "xrelp2p"}
     return v

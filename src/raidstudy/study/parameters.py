@@ -32,8 +32,10 @@ __all__ = [
     "COV_TYPES",
 ]
 
-MODEL_FAMILIES = ("negbin", "poisson", "quasipoisson", "gaussian")
-COV_TYPES = ("hac", "robust", "nonrobust")
+from raidstudy.models.its.vocabulary import COV_ALIASES, COV_TYPES, FAMILIES
+
+#: The model families, the study's default first.
+MODEL_FAMILIES = ("negbin", *(f for f in FAMILIES if f != "negbin"))
 MEASURES = ("n_releases", "n_nuked")
 PERIOD_LABELS = ("auto", "start", "end")
 
@@ -77,8 +79,10 @@ PARAMETERS: dict[str, Parameter] = {
         _p("dow", bool, True, "day-of-week effects (daily series only)"),
         _p("fourier", int, 0, "annual Fourier pairs for seasonality (0: none; needs 2+ years before the event)"),
         _p("holidays", str, "", "comma-separated holiday dates (YYYY-MM-DD), each a dummy"),
-        _p("cov_type", str, "hac", "hac (Newey-West), robust or nonrobust"),
-        _p("hac_lags", str, "auto", "HAC lags: 'auto' (Newey-West 1994 plug-in), 'rule' (4(T/100)^(2/9)) or a number"),
+        _p("cov_type", str, "ewc", "ewc (cosine long-run variance, design-simulated critical values), hac, newey, "
+                                   "robust or nonrobust"),
+        _p("ewc_terms", int, 8, "cosine terms of the ewc covariance"),
+        _p("hac_lags", str, "auto", "HAC lags for hac/newey: 'auto' (Newey-West 1994 plug-in), 'rule' or a number"),
         _p("small_sample", bool, False, "Stata `newey` small-sample scaling of the HAC covariance"),
         _p("alpha", float, 0.05, "1 - confidence level of every interval"),
         _p("recovery_share", float, 0.9, "share of the counterfactual that counts as recovered"),
@@ -217,8 +221,12 @@ def _check_scalars(p: dict[str, Any]) -> None:
     """Range and vocabulary checks that need no data."""
     if p["model_family"] not in MODEL_FAMILIES:
         raise ParameterError("model_family", p["model_family"], "unknown model family", accepted=MODEL_FAMILIES)
-    if p["cov_type"] not in COV_TYPES:
+    if p["cov_type"].lower() not in COV_ALIASES:
         raise ParameterError("cov_type", p["cov_type"], "unknown covariance type", accepted=COV_TYPES)
+    p["cov_type"] = COV_ALIASES[p["cov_type"].lower()]
+    if not 2 <= p["ewc_terms"] <= 64:
+        raise ParameterError("ewc_terms", p["ewc_terms"], "must be between 2 and 64 cosine terms",
+                             hint="8 suits a few hundred daily periods")
     if p["period_label"] not in PERIOD_LABELS:
         raise ParameterError("period_label", p["period_label"], "unknown period label", accepted=PERIOD_LABELS,
                              hint="'start' if a date marks the first day of its week or month")
@@ -362,8 +370,12 @@ class StudySpec:
     def fit_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`raidstudy.models.its.ITS.fit` for this study."""
         p = self.parameters
-        return dict(cov_type=p["cov_type"], maxlags=self.hac_lags if p["cov_type"] == "hac" else None,
-                    small_sample=p["small_sample"])
+        out: dict[str, Any] = dict(cov_type=p["cov_type"], small_sample=p["small_sample"])
+        if p["cov_type"] in ("hac", "newey"):
+            out["maxlags"] = self.hac_lags
+        if p["cov_type"] == "ewc":
+            out.update(ewc_terms=p["ewc_terms"], seed=p["seed"])
+        return out
 
     def build_model(self):
         """The :class:`raidstudy.models.its.ITS` model this spec describes (not fitted)."""
@@ -389,7 +401,9 @@ class StudySpec:
             ("missing periods in window", str(int(self.outcome.isna().sum()))),
             ("model", f"{p['model_family']}, slope={'yes' if p['slope'] else 'no'}, "
                       f"day of week={'yes' if p['dow'] and self.freq == 'D' else 'no'}, Fourier pairs={p['fourier']}"),
-            ("covariance", f"{p['cov_type']} (lags {p['hac_lags']}{', small-sample' if p['small_sample'] else ''})"),
+            ("covariance", f"ewc ({p['ewc_terms']} cosine terms, design-simulated critical values)"
+                           if p["cov_type"] == "ewc" else
+                           f"{p['cov_type']} (lags {p['hac_lags']}{', small-sample' if p['small_sample'] else ''})"),
             ("data checksum (sha256)", self.data_checksum[:16] + "..."),
         ]
         if self.simulated:
@@ -487,9 +501,14 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     # Building the design (no fitting) surfaces what the data cannot support -- too
     # short a series for the seasonality, a singular design -- before a kernel starts.
     model = spec.build_model()
-    if isinstance(spec.hac_lags, int) and p["cov_type"] == "hac":
-        d = model.design
-        n_t = int(np.sum(d.fit & d.treated_rows))
+    d = model.design
+    n_t = int(np.sum(d.fit & d.treated_rows))
+    if p["cov_type"] == "ewc" and p["ewc_terms"] > n_t // 2:
+        raise ParameterError(
+            "ewc_terms", p["ewc_terms"], f"too many cosine terms for {n_t} fitted periods (at most {n_t // 2})",
+            hint="use fewer cosine terms or a longer window",
+        )
+    if isinstance(spec.hac_lags, int) and p["cov_type"] in ("hac", "newey"):
         k = d.X.shape[1]
         if spec.hac_lags >= n_t - k:
             raise ParameterError(

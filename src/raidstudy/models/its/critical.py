@@ -38,7 +38,7 @@ from raidstudy.models.its.covariance import ewc_basis
 __all__ = ["FixedBReference", "reference_for"]
 
 #: Replications of the chi-square mixture (common to every contrast of a design).
-N_DRAWS = 20_000
+N_DRAWS = 8_192
 #: Replications for joint (Wald) tests, which need a matrix inverse per replication.
 N_DRAWS_WALD = 10_000
 
@@ -78,59 +78,98 @@ class FixedBReference:
         self.seed = int(seed)
         self._basis = ewc_basis(np.asarray(tpos), np.asarray(group), self.n_terms)
         self._A = np.linalg.inv(self.Xw.T @ self.Xw)
-        rng = np.random.default_rng([self.seed, 0])
         m = self.n_terms * len(self._basis)
-        self._chi2 = rng.standard_normal((N_DRAWS, m)) ** 2
+        # Chi-square(1) draws from a scrambled Sobol sequence: far less simulation noise
+        # than as many pseudo-random draws (the tail probability is a smooth function of
+        # Q, which quasi-Monte Carlo integrates well).
+        from scipy.stats import norm, qmc
+
+        u = qmc.Sobol(d=m, scramble=True, seed=np.random.default_rng([self.seed, 0])).random(N_DRAWS)
+        self._chi2 = norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) ** 2
         self._cache: dict[Any, Any] = {}
 
-    # ------------------------------------------------------------------ one contrast
+    # ------------------------------------------------------------------ contrasts
     def _K(self, G: np.ndarray) -> np.ndarray:
         """``M (phi_j * G)`` for every series and cosine term, stacked: shape (m, n, q)."""
         Xw, A = self.Xw, self._A
+        XA = Xw @ A
         blocks = []
         for rows, Phi in self._basis:
             raw = np.zeros((Phi.shape[0], Xw.shape[0], G.shape[1]))
             raw[:, rows, :] = Phi[:, :, None] * G[rows][None, :, :]
             # M applied on the left of each (n, q) block
-            proj = np.einsum("jnq,np->jpq", raw, Xw)
-            raw -= np.einsum("np,pk,jkq->jnq", Xw, A, proj)
+            proj = np.einsum("jnq,np->jpq", raw, Xw, optimize=True)
+            raw -= np.einsum("np,jpq->jnq", XA, proj, optimize=True)
             blocks.append(raw)
         return np.concatenate(blocks, axis=0)
 
+    def _eigen(self, C: np.ndarray) -> np.ndarray:
+        """Eigenvalues ``lambda`` (one row per contrast) of ``K K' / g'g`` for the rows of ``C``."""
+        G = self.Xw @ (self._A @ C.T)  # (n, k)
+        gg = np.einsum("nk,nk->k", G, G)
+        if np.any(gg <= 0):
+            raise ModelError("a contrast is zero on the fitted design, so it has no reference distribution")
+        K = self._K(G)  # (m, n, k)
+        gram = np.einsum("jnk,lnk->kjl", K, K, optimize=True) / gg[:, None, None]
+        return np.clip(np.linalg.eigvalsh(gram), 0.0, None)
+
+    def mixtures(self, C: np.ndarray) -> np.ndarray:
+        """Draws of ``Q`` (the EWC variance over the true variance), one row per contrast in ``C``."""
+        C = np.atleast_2d(np.asarray(C, dtype=float))
+        keys = [("Q", c.tobytes()) for c in C]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            lam = self._eigen(C[todo])
+            Q = lam @ self._chi2[:, : lam.shape[1]].T / self.n_terms  # (k, N)
+            for i, row in zip(todo, Q):
+                self._cache[keys[i]] = row
+        return np.vstack([self._cache[k] for k in keys])
+
     def mixture(self, contrast: np.ndarray) -> np.ndarray:
-        """Draws of ``Q`` (the EWC variance over the true variance) for a contrast."""
-        c = np.asarray(contrast, dtype=float).ravel()
-        key = ("Q", c.tobytes())
-        if key not in self._cache:
-            g = self.Xw @ (self._A @ c)
-            gg = float(g @ g)
-            if gg <= 0:
-                raise ModelError("the contrast is zero on the fitted design, so it has no reference distribution")
-            K = self._K(g[:, None])[:, :, 0]
-            lam = np.clip(np.linalg.eigvalsh(K @ K.T / gg), 0.0, None)
-            self._cache[key] = self._chi2[:, : len(lam)] @ lam / self.n_terms
-        return self._cache[key]
+        """Draws of ``Q`` for one contrast."""
+        return self.mixtures(np.asarray(contrast, dtype=float).ravel()[None, :])[0]
+
+    def critical_values(self, C: np.ndarray, alpha: float = 0.05, *, n_draws: int | None = None) -> np.ndarray:
+        """Two-sided ``1 - alpha`` critical values of the t statistics of the rows of ``C``.
+
+        Solves ``E[2 (1 - Phi(q sqrt(Q)))] = alpha`` over the draws of ``Q`` by Newton's
+        method from the Satterthwaite value (:meth:`satterthwaite_critical_values`).
+        ``n_draws`` uses only the first draws of the Sobol sequence (a power of two keeps
+        it balanced), for bands of many contrasts.
+        """
+        C = np.atleast_2d(np.asarray(C, dtype=float))
+        keys = [("q", c.tobytes(), float(alpha), n_draws) for c in C]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            rq = np.sqrt(self.mixtures(C[todo])[:, :n_draws])  # (k, N)
+            q = self.satterthwaite_critical_values(C[todo], alpha)
+            q = np.where(np.isfinite(q) & (q > 0), q, 2.0)
+            for _ in range(50):
+                x = q[:, None] * rq
+                f = np.mean(_sf2(x), axis=1) - alpha
+                fprime = -np.mean(np.sqrt(2.0 / np.pi) * np.exp(-0.5 * x * x) * rq, axis=1)
+                step = f / fprime
+                q = np.maximum(q - step, 0.5 * q)
+                if np.all(np.abs(step) < 1e-10 * q):
+                    break
+            for i, v in zip(todo, q):
+                self._cache[keys[i]] = float(v)
+        return np.array([self._cache[k] for k in keys])
 
     def critical_value(self, contrast: np.ndarray, alpha: float = 0.05) -> float:
         """The two-sided ``1 - alpha`` critical value of the t statistic of ``contrast``."""
-        key = ("q", np.asarray(contrast, dtype=float).tobytes(), float(alpha))
-        if key not in self._cache:
-            rq = np.sqrt(self.mixture(contrast))
+        return float(self.critical_values(np.asarray(contrast, dtype=float).ravel()[None, :], alpha)[0])
 
-            def excess(q: float) -> float:
-                return float(np.mean(_sf2(q * rq))) - alpha
-
-            hi = 10.0
-            while excess(hi) > 0 and hi < 1e6:
-                hi *= 10
-            self._cache[key] = float(optimize.brentq(excess, 1e-6, hi, xtol=1e-10))
-        return self._cache[key]
+    def pvalues(self, C: np.ndarray, tstats: np.ndarray) -> np.ndarray:
+        """Two-sided p-values of the t statistics ``tstats`` of the contrasts in the rows of ``C``."""
+        t = np.abs(np.asarray(tstats, dtype=float))
+        rq = np.sqrt(self.mixtures(C))
+        p = np.mean(_sf2(np.where(np.isfinite(t), t, 0.0)[:, None] * rq), axis=1)
+        return np.where(np.isfinite(t), p, np.nan)
 
     def pvalue(self, contrast: np.ndarray, tstat: float) -> float:
         """Two-sided p-value of a t statistic of ``contrast``."""
-        if not np.isfinite(tstat):
-            return float("nan")
-        return float(np.mean(_sf2(abs(tstat) * np.sqrt(self.mixture(contrast)))))
+        return float(self.pvalues(np.asarray(contrast, dtype=float).ravel()[None, :], np.array([tstat]))[0])
 
     def effective_df(self, contrast: np.ndarray) -> float:
         """Degrees of freedom of the Student t with the same 97.5 % quantile (a summary for reports)."""
@@ -147,26 +186,18 @@ class FixedBReference:
         ``Q`` is replaced by a scaled chi-square with the same mean ``m = sum(lambda)/B`` and
         variance, i.e. ``nu = sum(lambda)^2 / sum(lambda^2)`` degrees of freedom, so the
         critical value is ``t_nu^-1(1 - alpha/2) / sqrt(m)``. Vectorised over contrasts, for
-        bands; single contrasts use the simulated :meth:`critical_value`.
+        bands and as the start of :meth:`critical_values`.
         """
         from scipy import stats
 
         C = np.atleast_2d(np.asarray(C, dtype=float))
         out = np.full(C.shape[0], np.nan)
-        G = self.Xw @ (self._A @ C.T)  # (n, k)
-        gg = np.einsum("nk,nk->k", G, G)
-        ok = gg > 1e-300 * max(1.0, float(gg.max(initial=0.0)))
         for lo in range(0, C.shape[0], 256):  # bounded memory for long series
             sl = slice(lo, min(lo + 256, C.shape[0]))
-            K = self._K(G[:, sl])  # (m, n, k)
-            gram = np.einsum("jnk,lnk->kjl", K, K) / np.where(ok[sl], gg[sl], 1.0)[:, None, None]
-            s1 = np.einsum("kjj->k", gram)
-            s2 = np.einsum("kjl,kjl->k", gram, gram)
+            lam = self._eigen(C[sl])
+            s1, s2 = lam.sum(axis=1), (lam ** 2).sum(axis=1)
             with np.errstate(divide="ignore", invalid="ignore"):
-                nu = s1 ** 2 / s2
-                m = s1 / self.n_terms
-                out[sl] = stats.t.ppf(1 - alpha / 2, nu) / np.sqrt(m)
-        out[~ok] = np.nan
+                out[sl] = stats.t.ppf(1 - alpha / 2, s1 ** 2 / s2) / np.sqrt(s1 / self.n_terms)
         return out
 
     # ------------------------------------------------------------------ joint tests

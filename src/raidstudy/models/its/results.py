@@ -100,8 +100,7 @@ class ITSResults:
         self.reference = reference
         if cov_type == "ewc":
             self.use_t = False
-            eye = np.eye(len(names))
-            pv = [reference.pvalue(eye[k], float(self.tvalues.iloc[k])) for k in range(len(names))]
+            pv = reference.pvalues(np.eye(len(names)), self.tvalues.to_numpy())
             self.pvalues = pd.Series(pv, index=names, name="p_value")
         else:
             self.use_t = bool(self.family == "gaussian" or small_sample) if use_t is None else bool(use_t)
@@ -246,19 +245,24 @@ class ITSResults:
     def band_critical_values(self, C: np.ndarray, alpha: float = 0.05) -> np.ndarray:
         """Critical values for many contrasts at once (the rows of ``C``), as for a band.
 
-        EWC: the Satterthwaite approximation of each contrast's fixed-b distribution
-        (:meth:`~raidstudy.models.its.critical.FixedBReference.satterthwaite_critical_values`);
-        otherwise the one normal or t quantile.
+        EWC: each contrast's own simulated critical value
+        (:meth:`~raidstudy.models.its.critical.FixedBReference.critical_values`); otherwise
+        the one normal or t quantile.
         """
         self._check_alpha(alpha)
         C = np.atleast_2d(np.asarray(C, dtype=float))
         if self.reference is not None:
-            return self.reference.satterthwaite_critical_values(C, alpha)
+            return np.concatenate([self.reference.critical_values(C[i:i + 128], alpha, n_draws=2048)
+                                   for i in range(0, C.shape[0], 128)])
         return np.full(C.shape[0], self.critical_value(np.eye(len(self.params))[0], alpha))
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Confidence intervals for the coefficients (columns ``lower``, ``upper``)."""
-        q = np.array([self.critical_value(t, alpha) for t in self.params.index])
+        self._check_alpha(alpha)
+        if self.reference is not None:
+            q = self.reference.critical_values(np.eye(len(self.params)), alpha)
+        else:
+            q = self.critical_value(self.params.index[0], alpha)
         return pd.DataFrame({"lower": self.params - q * self.std_errors,
                              "upper": self.params + q * self.std_errors})
 
@@ -330,9 +334,8 @@ class ITSResults:
         counterfactual mean (delta method on the link scale, transformed back);
         ``cf_pi_*`` the prediction interval of a counterfactual observation (gaussian:
         analytic; count families: simulated from the coefficient draws and the outcome
-        distribution, seeded). Under EWC each period's band uses its own critical value, from
-        a Satterthwaite approximation of the simulated fixed-b distribution
-        (:meth:`band_critical_values`).
+        distribution, seeded). Under EWC each period's band uses its own simulated critical
+        value (:meth:`band_critical_values`).
         """
         key = ("pred", alpha, n_sim, seed)
         if key in self._cache:
