@@ -44,7 +44,8 @@ def test_strings_from_the_command_line_are_coerced():
     "name,value,fragment",
     [
         ("model_family", "logit", "accepted values: 'negbin', 'poisson', 'quasipoisson', 'gaussian'"),
-        ("cov_type", "cluster", "accepted values: 'hac'"),
+        ("cov_type", "cluster", "accepted values: 'ewc', 'hac', 'newey'"),
+        ("ewc_terms", 1, "between 2 and 64"),
         ("alpha", 0.7, "between 0 and 0.5"),
         ("pre_periods", 10, "too few pre-event periods"),
         ("pre_periods", "ten", "whole number"),
@@ -136,7 +137,8 @@ def test_seasonality_the_data_cannot_support_fails_before_fitting(sim_csv):
     "override,fragment",
     [
         ({"recovery_share": 1}, "strictly between 0 and 1"),
-        ({"hac_lags": "500"}, "too many lags"),
+        ({"cov_type": "hac", "hac_lags": "500"}, "too many lags"),
+        ({"ewc_terms": 60, "pre_periods": 60, "post_periods": 30}, "too many cosine terms"),
         ({"event_date": "2021-10-01T00:00Z"}, "time zone"),
         ({"n_sim": 10**12}, "between 100"),
         ({"feeds": "xrel"}, "series_csv replaces"),

@@ -341,10 +341,6 @@ def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")
 
 
-#: Periods per year by the first letter of a pandas frequency string.
-_PERIODS_PER_YEAR = {"D": 365, "W": 52, "M": 12, "Q": 4, "Y": 1, "A": 1}
-
-
 def default_variants(spec) -> dict[str, dict[str, Any]]:
     """The specification checks :func:`sensitivity_table` runs by default.
 
@@ -355,7 +351,9 @@ def default_variants(spec) -> dict[str, dict[str, Any]]:
     anything but daily data).
     """
     p = spec.parameters
-    ppy = _PERIODS_PER_YEAR.get(spec.freq[0].upper(), 0)
+    from raidstudy.models.its.data import PERIODS_PER_YEAR
+
+    ppy = int(round(PERIODS_PER_YEAR.get(spec.freq[0].upper()) or 0))
     v: dict[str, dict[str, Any]] = {"main specification": {}}
     if ppy > 1:
         v["two years before the event"] = {"pre_periods": 2 * ppy}

@@ -34,8 +34,8 @@ __all__ = [
 
 from raidstudy.models.its.vocabulary import COV_ALIASES, COV_TYPES, FAMILIES
 
-#: The model families, the study's default first.
-MODEL_FAMILIES = ("negbin", *(f for f in FAMILIES if f != "negbin"))
+#: The model families, the study's default first (the engine's own list).
+MODEL_FAMILIES = FAMILIES
 MEASURES = ("n_releases", "n_nuked")
 PERIOD_LABELS = ("auto", "start", "end")
 
@@ -588,11 +588,13 @@ def _load_csv_series(p: dict[str, Any], root: Path):
 
 
 def _freq_of(series: pd.Series) -> str:
+    """The series' frequency by the engine's own rule: ``D``, ``W-<day>``, ``M``, ``Q-DEC`` or ``Y-DEC``."""
+    from raidstudy.models.its.data import _kind_from_index, _period_alias
+
     idx = series.index
-    freq = getattr(idx, "freqstr", None) or pd.infer_freq(idx)
-    if freq is None:
+    if not isinstance(idx, pd.DatetimeIndex) or len(idx) < 2:
         raise DataError("the indicator series has no regular frequency; give a daily, weekly, monthly or yearly series")
-    return freq
+    return _period_alias(_kind_from_index(idx), idx[0])
 
 
 def _n_pre_params(p: dict[str, Any], freq: str) -> int:
@@ -651,7 +653,9 @@ def _window(p, event, event_date, outcome_full: pd.Series, control_full, freq: s
             f"this model needs at least {need}",
             hint="lengthen pre_periods, drop Fourier pairs or day-of-week terms, or choose a later event",
         )
-    periods_per_year = {"D": 365.25, "W": 52.18, "M": 12, "Q": 4, "Y": 1}.get(freq[0], None)
+    from raidstudy.models.its.data import PERIODS_PER_YEAR
+
+    periods_per_year = PERIODS_PER_YEAR.get(freq[0])
     if p["fourier"] and periods_per_year and n_pre < 2 * periods_per_year:
         import warnings
 

@@ -47,7 +47,9 @@ _KIND_ALIASES = {
     "annual": "Y",
 }
 _UNITS = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year", "int": "period"}
-_PPY = {"D": 365.25, "W": 365.25 / 7.0, "M": 12.0, "Q": 4.0, "Y": 1.0, "int": None}
+#: Periods per year by frequency kind (the one table every part of raidstudy uses).
+PERIODS_PER_YEAR = {"D": 365.25, "W": 365.25 / 7.0, "M": 12.0, "Q": 4.0, "Y": 1.0, "int": None}
+_PPY = PERIODS_PER_YEAR
 
 
 def _kind_from_alias(freq: str) -> str:

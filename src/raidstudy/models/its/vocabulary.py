@@ -5,7 +5,7 @@ and print the same names.
 """
 from __future__ import annotations
 
-FAMILIES = ("gaussian", "poisson", "quasipoisson", "negbin")
+FAMILIES = ("negbin", "poisson", "quasipoisson", "gaussian")
 COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
 COV_TYPES = ("ewc", "hac", "newey", "robust", "nonrobust")
 #: What users type for each covariance (statsmodels spells HAC in capitals).
