@@ -18,6 +18,7 @@ __all__ = [
     "plot_series", "plot_fit", "plot_residuals",
     "series_data", "fit_data", "residuals_data", "style",
 ]
+__all__ += ["plot_event_study"]
 
 #: rc settings used inside every plotting call.
 RC = {
@@ -272,5 +273,56 @@ def plot_placebo(*, placebo, ax=None, bins: int = 20):
         ax.set_xlabel(f"{placebo.term} (jump at the date)")
         ax.set_ylabel("placebo dates")
         ax.set_title(f"In-time placebos: p = {placebo.p_value:.3f}")
+        ax.legend(loc="best", fontsize=8)
+    return fig, ax
+
+
+def plot_event_study(*, results, alpha: float = 0.05, ax=None, title: str | None = None):
+    """The event-study figure: bin effects with interval bars, leads shaded, the reference bin marked.
+
+    Count families are drawn as percentage changes ``100 (exp(delta) - 1)``, the gaussian
+    family on the outcome's scale. Each bar is the bin's ``1 - alpha`` interval with the
+    fit's own critical value for that bin (under EWC these differ by bin). The data is
+    ``results.path(alpha)``.
+
+    Parameters
+    ----------
+    results : raidstudy.models.its.EventStudyResults
+    alpha : float
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    from raidstudy.models.its.vocabulary import COUNT_FAMILIES
+
+    p = results.path(alpha)
+    count = results.family in COUNT_FAMILIES
+    est, lo, hi = (("pct", "pct_ci_low", "pct_ci_high") if count else ("estimate", "ci_low", "ci_high"))
+    x = p["bin"].to_numpy()
+    lvl = f"{100 * (1 - alpha):g}%"
+    unit = results.model.frame.freq.unit
+    w = results.model.bin_width
+    with style():
+        fig, ax = _new_ax(ax, figsize=(9, 4.2))
+        leads = p["kind"].isin(["lead", "reference"]).to_numpy()
+        if leads.any():
+            ax.axvspan(x[leads].min() - 0.5, x[leads].max() + 0.5, color=COLORS["control"], alpha=0.12, lw=0,
+                       label="leads (before the event)")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(-0.5, color=COLORS["event"], ls=":", lw=1, label="event")
+        est_sel = p["kind"] != "reference"
+        yerr = np.vstack([(p[est] - p[lo])[est_sel], (p[hi] - p[est])[est_sel]])
+        ax.errorbar(x[est_sel.to_numpy()], p[est][est_sel], yerr=yerr, fmt="o", ms=4, color=COLORS["fitted"],
+                    ecolor=COLORS["fitted"], elinewidth=1, capsize=2, label=f"bin effect, {lvl} interval")
+        ref = p[p["kind"] == "reference"]
+        if len(ref):
+            ax.plot(ref["bin"], [0.0] * len(ref), "D", ms=6, mfc="white", color=COLORS["event"],
+                    label="reference bin (0 by construction)")
+        ax.set_xlabel(f"bins of {w} {unit}{'s' if w != 1 else ''} from the event")
+        ax.set_ylabel("change vs counterfactual (%)" if count else f"effect on {results.model.outcome}")
+        ax.set_title(title or f"{results.model.outcome}: event study ({results.family}, {results.cov_type})")
         ax.legend(loc="best", fontsize=8)
     return fig, ax

@@ -12,9 +12,12 @@ The model is built from data and a specification (:class:`ITS`), fitted by
 from __future__ import annotations
 
 from raidstudy.models.its.covariance import nw_auto_lags
+from raidstudy.models.its.dynamic import (DynamicSummary, EventStudy, EventStudyResults, EventStudySummary,
+                                          dynamic_summary, misfit_test)
 from raidstudy.models.its.model import ITS
 from raidstudy.models.its.results import ARIMAResults, ITSResults, ITSSummary
 from raidstudy.models.its.vocabulary import COUNT_FAMILIES, COV_TYPES, FAMILIES, ITSWarning
 
 __all__ = ["ITS", "ITSResults", "ITSSummary", "ARIMAResults", "ITSWarning", "nw_auto_lags",
-           "FAMILIES", "COUNT_FAMILIES", "COV_TYPES"]
+           "FAMILIES", "COUNT_FAMILIES", "COV_TYPES",
+           "EventStudy", "EventStudyResults", "EventStudySummary", "DynamicSummary", "dynamic_summary", "misfit_test"]
