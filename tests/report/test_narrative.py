@@ -44,7 +44,12 @@ def test_caution_when_diagnostics_flag(rd):
     d2 = copy.deepcopy(rd)
     d2["diagnostics"]["flags"] = ["residual autocorrelation (Ljung-Box p = 0.001)"]
     s = narrative.sentences(d2, outcome_label="x", event_label="y")
-    assert s["caution"].startswith("Caution") and "Ljung-Box" in s["caution"]
+    # under EWC the intervals are built for autocorrelation, so the sentence says so
+    assert d2["model"]["cov_type"] == "ewc"
+    assert s["caution"].startswith("The model diagnostics flag") and "allow for it" in s["caution"]
+    d2["model"]["cov_type"] = "hac"
+    s = narrative.sentences(d2, outcome_label="x", event_label="y")
+    assert s["caution"].startswith("Caution") and "Ljung-Box" in s["caution"] and "approximate" in s["caution"]
     d2["diagnostics"]["flags"] = []
     assert "caution" not in narrative.sentences(d2, outcome_label="x", event_label="y")
 
@@ -54,3 +59,45 @@ def test_recovery_not_reached(rd):
     d2["effects"]["recovery"].update(reached=False, periods=None, date=None, p_not_reached=0.8)
     s = narrative.sentences(d2, outcome_label="releases", event_label="the raid", unit="week")
     assert "had not recovered" in s["recovery"] and "weeks" in s["recovery"]
+
+
+@pytest.fixture(scope="module")
+def rd_dynamic():
+    """SIMULATED series with a collapse that decays to a persistent drop; the study's dynamic part."""
+    import numpy as np
+    import pandas as pd
+
+    from raidstudy.models.its.dynamic import EventStudy, dynamic_summary
+
+    rng = np.random.default_rng(8)
+    n, ev = 420, 300
+    t = np.arange(n)
+    k = np.clip(t - ev, 0, None)
+    eff = np.where(t >= ev, -0.3 - 1.2 * np.exp(-np.log(2) * k / 10), 0.0)
+    y = pd.Series(rng.poisson(500 * np.exp(eff)), index=pd.date_range("2021-01-01", periods=n), name="simulated")
+    m = ITS(y.astype(float), event=y.index[ev], family="poisson")
+    r = m.fit()
+    es = EventStudy.from_model(m).fit()
+    ds = dynamic_summary(r)
+    d = r.to_dict(n_sim=300)
+    esd = es.to_dict(n_sim=300)
+    d["dynamic"] = {"event_study": {**esd["event_study"], "bin_width": 7},
+                    "effects": {k: esd["effects"][k] for k in ("post_window", "relative", "cumulative")},
+                    "summary": ds.to_dict()}
+    return json.loads(dumps_json(d))
+
+
+def test_dynamic_sentences_lead_with_the_path(rd_dynamic):
+    s = narrative.sentences(rd_dynamic, outcome_label="releases", event_label="the raid")
+    dyn = rd_dynamic["dynamic"]
+    R = dyn["effects"]["relative"]
+    assert f"{abs(R['pct']):.1f}%" in s["relative"] and "left free" in s["relative"]
+    first = [b for b in dyn["event_study"]["path"] if b["kind"] == "post"][0]
+    assert f"{first['pct']:+.0f}%" in s["path"] and "7-day bins" in s["path"]
+    dec = dyn["summary"]["decay"]
+    assert f"{dec['impact']['pct']:+.0f}%" in s["decay"] and f"{dec['half_life']['estimate']:.0f} days" in s["decay"]
+    assert "itsa" in s["level"] and "straight line" in s["level"]
+    rec = dyn["event_study"]["recovery"]
+    assert ("back to 90%" in s["recovery"]) == bool(rec["reached"])
+    # a planted half-life of 10 days is recovered roughly
+    assert 5 < dec["half_life"]["estimate"] < 20

@@ -148,6 +148,10 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
             f"{outcome_label[0].upper() + outcome_label[1:]} had not {nr_goal} within the {horizon} "
             f"{_plural(unit, horizon)} observed after {event_label}{extra}."
         )
+    dyn = results_dict.get("dynamic")
+    if dyn:
+        out.update(_dynamic_sentences(dyn, out, outcome_label=outcome_label, event_label=event_label, unit=unit,
+                                      ci_lab=ci_lab, window=window))
     cov = m.get("cov_description", m.get("cov_type", ""))
     fam = {"negbin": "negative binomial", "poisson": "Poisson", "quasipoisson": "quasi-Poisson",
            "gaussian": "Gaussian (OLS)"}.get(m.get("family"), m.get("family"))
@@ -161,6 +165,125 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
     )
     flags = diag.get("flags") or []
     if flags:
-        out["caution"] = ("Caution: the model diagnostics flag " + "; ".join(flags)
-                          + ". Treat the intervals as approximate and compare the ARIMA-errors robustness model.")
+        if m.get("cov_type") == "ewc":
+            out["caution"] = ("The model diagnostics flag " + "; ".join(flags) + ". The intervals allow for it: "
+                              "the EWC covariance and its design-simulated critical values are the method whose "
+                              "coverage was measured on a simulator calibrated on this kind of series "
+                              "(docs/coverage.md); compare the ARMA(1,1)-errors robustness model.")
+        else:
+            out["caution"] = ("Caution: the model diagnostics flag " + "; ".join(flags)
+                              + ". Treat the intervals as approximate and compare the ARMA-errors robustness model.")
+    return out
+
+
+def _pct_ci(e: dict, ci_lab: str) -> str:
+    return f"{e['pct']:+.0f}% ({ci_lab}: {e['pct_ci_low']:+.0f}% to {e['pct_ci_high']:+.0f}%)"
+
+
+def _dynamic_sentences(dyn: dict, base: dict, *, outcome_label: str, event_label: str, unit: str, ci_lab: str,
+                       window: str) -> dict[str, str]:
+    """Sentences from the dynamic analysis: the post-window effect and the path lead."""
+    out: dict[str, str] = {}
+    es = dyn["event_study"]
+    eff = dyn.get("effects") or {}
+    R = eff.get("relative")
+    if R:
+        pw = eff.get("post_window", {})
+        n_obs = pw.get("n_observed")
+        win = (f"over the {n_obs} observed {_plural(unit, n_obs)} from {_date(pw.get('start'))} to "
+               f"{_date(pw.get('end'))}") if n_obs else window
+        direction = "lower" if R["pct"] < 0 else "higher"
+        out["relative"] = (
+            f"{win[0].upper() + win[1:]}, {outcome_label} was {_pct_abs(R['pct'])} {direction} than the "
+            f"counterfactual without {event_label} ({ci_lab}: {_pct_interval(R['pct_ci_low'], R['pct_ci_high'])}); "
+            f"the counterfactual continues the pre-event trend and weekly pattern, and the post-event path is "
+            f"left free, one effect per {es.get('bin_width', 1)}-{unit} bin."
+        )
+        C = eff.get("cumulative")
+        if C and C["estimate"] <= 0:
+            out["cumulative"] = (
+                f"In total that is about {fmt_num(C['lost'])} fewer {outcome_label} than expected {win} "
+                f"({ci_lab}: {fmt_num(C['lost_ci_low'])} to {fmt_num(C['lost_ci_high'])}); "
+                f"{fmt_num(C['observed'])} were observed against a counterfactual of {fmt_num(C['counterfactual'])}."
+            )
+    path = [b for b in es["path"] if b.get("kind", "post") == "post"]
+    leads = [b for b in es["path"] if b.get("kind") == "lead"]
+    key = "pct" if path and "pct" in path[0] else "estimate"
+    if path:
+        width = es.get("bin_width", 1)
+        first = ", ".join(f"{b[key]:+.0f}{'%' if key == 'pct' else ''}" for b in path[:4])
+        tail = path[-4:] if len(path) > 8 else []
+        text = (f"The path the data show, in {width}-{unit} bins: {first} in the first {min(4, len(path))} "
+                f"bins after {event_label}")
+        if tail:
+            lo, hi = min(b[key] for b in tail), max(b[key] for b in tail)
+            text += (f", and {lo:+.0f}{'%' if key == 'pct' else ''} to {hi:+.0f}{'%' if key == 'pct' else ''} "
+                     f"in the last {len(tail)}")
+        crit = [b["crit"] for b in path if b.get("crit")]
+        text += (f" (each bin with its own {ci_lab.replace(' CI', '')} interval in the event-study figure"
+                 + (f"; a single {width}-{unit} bin's critical value is {min(crit):.1f} to {max(crit):.1f}, "
+                    f"so single bins are imprecise" if crit else "") + ").")
+        lt = es.get("lead_test")
+        if leads and lt:
+            text += (f" Before the event the {len(leads)} lead bins lie between {min(b[key] for b in leads):+.0f}"
+                     f"{'%' if key == 'pct' else ''} and {max(b[key] for b in leads):+.0f}{'%' if key == 'pct' else ''}"
+                     f" (joint test that they are zero: p = {lt['p_value']:.2f}), so there is no sign of "
+                     f"anticipation or a pre-trend the model misses" if lt["p_value"] >= 0.05 else
+                     f" Before the event the lead bins are jointly different from zero (p = {lt['p_value']:.3g}): "
+                     f"anticipation or a pre-trend the model misses; read the effects with care")
+            text += "."
+        out["path"] = text
+    summ = dyn.get("summary") or {}
+    dec = summ.get("decay")
+    if dec and "pct" in dec.get("impact", {}):
+        hl = dec["half_life"]
+        table = {r["model"]: r for r in summ.get("models", [])}
+        aic = ""
+        if "step_decay" in table and "level_slope" in table:
+            d_ls = table["level_slope"]["aic"] - table["step_decay"]["aic"]
+            aic = (f"; by AIC it fits {'better' if d_ls > 0 else 'worse'} than the level-and-slope line "
+                   f"(AIC lower by {abs(d_ls):.0f})" if abs(d_ls) >= 1 else "; by AIC it fits as well as the line")
+            best = summ.get("best")
+            if best and best != "step_decay":
+                aic += f", and the free {es.get('bin_width', 1)}-{unit} path fits best" if best == "bins" else \
+                    f", and '{best}' fits best"
+        hl_ci = (f"{hl['ci_low']:.0f} to {hl['ci_high']:.0f}" if hl.get("ci_high") is not None
+                 and hl.get("ci_low") is not None else "not bounded")
+        out["decay"] = (
+            f"Summarised as a step plus exponential decay, the immediate impact was {_pct_ci(dec['impact'], ci_lab)}, "
+            f"the transient part halved every {hl['estimate']:.0f} {_plural(unit, hl['estimate'])} "
+            f"({ci_lab}: {hl_ci}), and the persistent effect was {_pct_ci(dec['persistent'], ci_lab)}{aic}."
+        )
+    rec = es.get("recovery")
+    if rec:
+        share = f"{100 * rec['share']:g}%"
+        if rec.get("reached"):
+            b = rec["bin"]
+            out["recovery"] = (
+                f"Read off the path, {outcome_label} was back to {share} of the counterfactual in the bin "
+                f"{b['first']}-{b['last']} {_plural(unit, 2)} after {event_label}" + (
+                    f" (the earliest bin whose interval reaches {share}: {rec['ci_low']['first']}-"
+                    f"{rec['ci_low']['last']} {_plural(unit, 2)})" if rec.get("ci_low") else "") + "."
+            )
+        else:
+            last = rec.get("ratio_last_bin")
+            out["recovery"] = (
+                f"{outcome_label[0].upper() + outcome_label[1:]} had not recovered to {share} of the counterfactual "
+                f"within the {rec.get('horizon_last')} {_plural(unit, 2)} observed"
+                + (f" (the last bin was at {100 * last:.0f}% of it)" if last is not None else "")
+                + "; recovery is read off the path, not extrapolated beyond the data."
+            )
+    mis = summ.get("misfit")
+    if mis and "level" in base:
+        lvl = base["level"].rstrip(".")
+        verdict = ("rejects" if mis["p_value"] < 0.05 else "does not reject")
+        out["level"] = (
+            f"For comparison with Stata's itsa, the level-and-slope model says: {lvl[0].lower() + lvl[1:]}. "
+            f"A test of whether the path lies on that straight line ({mis['df']} restrictions on "
+            f"{mis.get('bin_width')}-{unit} bins) {verdict} it (p = {mis['p_value']:.2g}), so the line's "
+            f"numbers {'misdescribe' if mis['p_value'] < 0.05 else 'are a fair summary of'} the path"
+            + ("" if mis["p_value"] < 0.05 else
+               " at this precision, although the step-plus-decay shape and the free path fit far better by AIC"
+               if dec and summ.get("best") in ("bins", "step_decay") else "") + "."
+        )
     return out

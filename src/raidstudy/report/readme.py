@@ -22,9 +22,11 @@ __all__ = ["results_block", "update_readme", "START", "END"]
 START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 FIGURE = "docs/figures/sparks-2020-fit.png"
+PATH_FIGURE = "docs/figures/sparks-2020-path.png"
 RESULTS_COPY = "docs/sparks-2020-results.json"
 #: The order in which a reader meets the findings (results.json stores them sorted by key).
-SENTENCE_ORDER = ("level", "slope", "relative", "cumulative", "recovery", "placebo", "model", "caution")
+SENTENCE_ORDER = ("relative", "path", "decay", "recovery", "cumulative", "level", "slope", "placebo", "model",
+                  "caution")
 
 
 def results_block(res: Mapping[str, Any]) -> str:
@@ -37,11 +39,13 @@ def results_block(res: Mapping[str, Any]) -> str:
     if p["fourier"]:
         seasonal += f" and {p['fourier']} annual Fourier pairs"
     lines = [
-        f"![Observed Scene releases, fitted path and counterfactual around the SPARKS raid]({FIGURE})",
+        f"![Effect of the SPARKS raid on Scene releases, week by week, with 95% intervals]({PATH_FIGURE})",
         "",
         f"*{ev['name']}, {ev['date']}.* Outcome: {data['outcome']}; window {data['window_start']} to "
         f"{data['window_end']} ({data['n_periods']} days, {data['n_missing']} missing); model: "
-        f"{model['family']} segmented regression with {seasonal}; "
+        f"{model['family']} regression with {seasonal} and, after the event, one effect per "
+        f"{(res.get('dynamic') or {}).get('event_study', {}).get('bin_width', 1)}-day bin (the segmented "
+        f"level-and-slope model beside it); "
         f"{model.get('cov_description', model.get('cov_type'))}; transition periods left out of the fit: "
         f"{p['transition_periods']}.",
         "",
@@ -60,6 +64,8 @@ def results_block(res: Mapping[str, Any]) -> str:
         )
     lines += [
         "",
+        f"![Observed Scene releases, the segmented-regression fit and its counterfactual]({FIGURE})",
+        "",
         f"Numbers from `make run` (results.json in `{RESULTS_COPY}`, data checksum "
         f"`{res['provenance']['data_checksum'][:12]}`); `make readme` refreshes this section.",
     ]
@@ -73,9 +79,9 @@ def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Pat
     root = repo_root()
     run_dir = Path(run_dir) if Path(run_dir).is_absolute() else root / run_dir
     res = json.loads((run_dir / "results.json").read_text())
-    fig = run_dir / "figures" / "fit.png"
     (root / FIGURE).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(fig, root / FIGURE)
+    shutil.copyfile(run_dir / "figures" / "fit.png", root / FIGURE)
+    shutil.copyfile(run_dir / "figures" / "path.png", root / PATH_FIGURE)
     atomic_write_text(root / RESULTS_COPY, dumps_json(res))
     path = root / readme
     text = path.read_text()

@@ -103,6 +103,42 @@ def effects_table(results_or_effects: Any, *, alpha: float = 0.05, recovery_shar
     return df
 
 
+def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
+    """The event-study path as a readers' table: one row per bin with its effect and interval.
+
+    Parameters
+    ----------
+    results : EventStudyResults
+        From :meth:`raidstudy.models.its.dynamic.EventStudy.fit`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: ``bin`` (bins from the event; negative bins are leads, the reference bin is
+        marked); columns ``periods`` (first to last period from the event), ``dates``,
+        ``effect`` (percent for count families, in outcome units otherwise, with its
+        interval), ``p_value`` and ``critical_value`` (the bin's own).
+    """
+    path = results.path(alpha)
+    pct = "pct" in path.columns
+    rows = []
+    for r in path.itertuples(index=False):
+        if r.kind == "reference":
+            eff = "reference (0 by definition)"
+        elif pct:
+            eff = f"{fmt_num(r.pct)}% ({fmt_num(r.pct_ci_low)}% to {fmt_num(r.pct_ci_high)}%)"
+        else:
+            eff = f"{fmt_num(r.estimate)} ({fmt_num(r.ci_low)} to {fmt_num(r.ci_high)})"
+        rows.append({"bin": int(r.bin), "kind": r.kind, "periods": f"{int(r.first)} to {int(r.last)}",
+                     "dates": f"{pd.Timestamp(r.first_date).date()} to {pd.Timestamp(r.last_date).date()}"
+                     if pd.notna(r.first_date) else "", "effect": eff,
+                     "p_value": None if r.kind == "reference" else float(r.p_value),
+                     "critical_value": None if r.kind == "reference" else float(r.crit)})
+    df = pd.DataFrame(rows).set_index("bin")
+    df.attrs["interval"] = f"{100 * (1 - alpha):g}% interval"
+    return df
+
+
 def to_markdown(df: pd.DataFrame, *, floatfmt: str = ".4g") -> str:
     """GitHub-flavoured Markdown table (via tabulate)."""
     from tabulate import tabulate

@@ -55,8 +55,43 @@ def provenance(spec) -> dict[str, Any]:
     }
 
 
+def dynamic_analysis(spec, results):
+    """The study's dynamic path: the event-study bins and their step-plus-decay summary.
+
+    Both use the study's model (trend, seasonality, transition periods) and covariance
+    (:meth:`~raidstudy.study.parameters.StudySpec.fit_kwargs`).
+
+    Returns
+    -------
+    (EventStudyResults, DynamicSummary)
+    """
+    import warnings
+
+    from raidstudy.models.its.dynamic import EventStudy, dynamic_summary
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        es = EventStudy.from_model(results.model).fit(**spec.fit_kwargs())
+        ds = dynamic_summary(results, alpha=spec.parameters["alpha"])
+    return es, ds
+
+
+def dynamic_results(spec, event_study, summary) -> dict[str, Any]:
+    """The ``dynamic`` part of ``results.json``: the path, its effects and its summary."""
+    p = spec.parameters
+    d = event_study.to_dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
+    es = dict(d["event_study"])
+    es["bin_width"] = int(event_study.model.bin_width)
+    es["cov_description"] = event_study.cov_description
+    eff = d["effects"]
+    return {"event_study": es,
+            "effects": {k: eff[k] for k in ("post_window", "relative", "cumulative") if k in eff},
+            "summary": summary.to_dict()}
+
+
 def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
-                  sentences: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  sentences: Mapping[str, str] | None = None, dynamic: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """Assemble the ``results.json`` dictionary for a fitted study.
 
     Parameters
@@ -100,6 +135,8 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
         },
     }
     out.update(body)
+    if dynamic:
+        out["dynamic"] = dict(dynamic)
     if robustness:
         out["robustness"] = dict(robustness)
     if sentences:

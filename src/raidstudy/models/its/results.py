@@ -608,7 +608,8 @@ class ITSResults:
         flags = []
         if lb_p < 0.05 or bg_p < 0.05:
             flags.append(f"residual autocorrelation (Ljung-Box p = {lb_p:.3g}, Breusch-Godfrey p = {bg_p:.3g}, "
-                         f"{lags} lags)" + ("" if self.cov_type == "hac" else "; consider cov_type='hac'"))
+                         f"{lags} lags)" + ("; consider cov_type='ewc'" if self.cov_type in ("robust", "nonrobust")
+                                           else ""))
         if self.family == "poisson" and disp.get("cameron_trivedi_p_value", 1) < 0.05:
             flags.append(f"overdispersion under Poisson (Pearson dispersion {disp['poisson_pearson_dispersion']:.3g}); "
                          "consider family='negbin' or 'quasipoisson'")
