@@ -49,7 +49,7 @@ alpha = 0.05
 recovery_share = 0.9
 n_sim = 2000
 seed = 20200825
-n_placebos = 40
+n_placebos = 500
 output_dir = "results/sparks-2020"
 
 # %%
@@ -154,13 +154,15 @@ sensitivity = sensitivity_table(spec)
 sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
 
 # %% [markdown]
-# ## Would any other day have looked as extreme?
+# ## Would any other stretch of the history have looked as extreme?
 #
-# The same model is refitted on the pre-event data alone, with fake event dates spread over
-# that period. The placebo fits never see the real event, so their jumps show how large a
-# "raid effect" the series produces by itself (outages, breaks, seasonality the model
-# misses); the share of placebo jumps at least as large as the real one is a p-value that
-# does not rely on the HAC standard errors.
+# The same model, with the same window design (as many periods before and after a fake
+# event), is refitted on non-overlapping windows of the whole indicator outside the study
+# window; windows holding another catalogued enforcement event are left out. Only these
+# independent windows give a p-value, and with few of them the smallest attainable p-value
+# is large: the sentence below says how large. A dense set of overlapping placebo dates
+# shows, descriptively, how large a jump, and how large a t statistic, the series produces
+# by itself (outages, breaks, seasonality the model misses).
 
 # %%
 placebo = placebo_check(spec, results)

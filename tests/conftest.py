@@ -28,3 +28,14 @@ def sim_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "simulated_counts.csv"
     write_simulated_csv(path, start="2021-01-01", n_days=400, event="2021-10-01", level_ratio=0.5, seed=3)
     return path
+
+
+@pytest.fixture(scope="session")
+def sim_csv_long(tmp_path_factory):
+    """A SIMULATED daily series as ``sim_csv`` but starting in 2019, so that the history before
+    a 320-day study window holds two independent placebo windows."""
+    from raidstudy.models.simulate import write_simulated_csv
+
+    path = tmp_path_factory.mktemp("simlong") / "simulated_counts_long.csv"
+    write_simulated_csv(path, start="2019-01-01", n_days=1130, event="2021-10-01", level_ratio=0.5, seed=3)
+    return path

@@ -90,16 +90,17 @@ def test_style_does_not_undo_interactive_mode_switched_on_inside():
 
 
 def test_plot_placebo_returns_fig_ax_and_its_data():
-    from raidstudy.models.placebo import placebo_in_time
+    from raidstudy.models.placebo import in_time_placebos
     from raidstudy.report.plots import placebo_data, plot_placebo
 
-    d = simulate_its(family="poisson", n=400, event=300, level=-0.7, seed=2)
-    real = ITS(d, outcome="y", event=d.index[300], family="poisson").fit().params["level"]
-    res = placebo_in_time(d[["y"]], event=d.index[300], real=real, n_placebos=8,
-                          its_kwargs={"outcome": "y", "family": "poisson"})
+    d = simulate_its(family="poisson", n=900, event=700, level=-0.7, seed=2)
+    res = in_time_placebos(d[["y"]], event=d.index[700], pre_periods=150, post_periods=60,
+                           its_kwargs={"outcome": "y", "family": "poisson"}, n_dense=40)
     fig, ax = plot_placebo(placebo=res)
-    assert ax.get_title().startswith("In-time placebos")
-    assert list(placebo_data(placebo=res).columns) == ["date", "estimate", "std_error", "note"]
+    assert ax.get_title().startswith("In-time placebos over the whole history")
+    data = placebo_data(placebo=res)
+    assert {"kind", "statistic", "estimate", "used"} <= set(data.columns)
+    assert (data["kind"] == "dense").sum() == 40 and (data["kind"] == "independent").sum() >= 2
     import matplotlib.pyplot as plt
 
     plt.close(fig)

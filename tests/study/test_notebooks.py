@@ -53,13 +53,13 @@ def test_event_study_parameters_match_the_spec():
 
 
 @pytest.fixture(scope="module")
-def sim_run(sim_csv, tmp_path_factory):
+def sim_run(sim_csv_long, tmp_path_factory):
     from raidstudy.study.runs import execute_notebook
 
     out = tmp_path_factory.mktemp("run") / "sim"
-    params = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
+    params = dict(series_csv=str(sim_csv_long), series_name="simulated_counts", event_id="simulated_raid",
                   event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300, seed=7, fourier=0,
-                  output_dir=str(out))
+                  n_placebos=60, output_dir=str(out))
     rec = execute_notebook("notebooks/02-event-study.ipynb", params)
     return rec, params
 
@@ -69,7 +69,8 @@ def test_event_study_writes_every_artefact(sim_run):
     out = Path(rec.output_dir)
     for rel in ["results.json", "run.json", "notebook.ipynb", "report.html",
                 "figures/series.png", "figures/series.pdf", "figures/fit.png", "figures/fit.pdf",
-                "figures/placebo.png", "tables/effects.md", "tables/effects.tex", "tables/estimates.md",
+                "figures/placebo.png", "figures/path.png", "figures/path.pdf", "tables/path.md", "tables/path.tex",
+                "tables/dynamic_shapes.md", "tables/effects.md", "tables/effects.tex", "tables/estimates.md",
                 "tables/estimates.tex", "tables/sensitivity.md"]:
         assert (out / rel).is_file(), rel
     run = json.loads((out / "run.json").read_text())
@@ -79,7 +80,7 @@ def test_event_study_writes_every_artefact(sim_run):
     html = (out / "report.html").read_text()
     assert "validate_parameters" not in html, "the reader's HTML must not show code"
     assert "Simulated data" in html
-    assert html.count("data:image/png") >= 3, "series, fit and residual figures must all be shown"
+    assert html.count("data:image/png") >= 5, "series, path, fit, placebo and residual figures must all be shown"
 
 
 def test_event_study_recovers_the_planted_effect(sim_run):
@@ -96,8 +97,16 @@ def test_event_study_recovers_the_planted_effect(sim_run):
     assert res["model"]["family"] == "negbin"
     assert set(res["sentences"]) and all(isinstance(s, str) and s for s in res["sentences"].values())
     placebo = res["robustness"]["placebo"]
-    assert placebo["n_placebos"] > 0 and placebo["p_value"] <= 0.1, "a planted halving must beat the placebos"
-    assert "placebo" in res["sentences"]
+    # two independent windows fit before the study window; a planted halving beats both, and
+    # the p-value is then at its floor 1/3, which the sentence must say
+    assert placebo["n_independent"] == 2 and placebo["n_as_extreme"] == 0
+    assert placebo["p_value"] == pytest.approx(1 / 3) and placebo["p_at_floor"] is True
+    assert "smallest attainable p-value is 0.33" in res["sentences"]["placebo"]
+    assert placebo["dense"]["n"] == 60
+    dyn = res["dynamic"]
+    first = [b for b in dyn["event_study"]["path"] if b["kind"] == "post"][0]
+    assert first["pct_ci_low"] < 100 * (0.5 - 1) < first["pct_ci_high"], "the first bin must cover the halving"
+    assert dyn["effects"]["relative"]["pct_ci_low"] < -50 < dyn["effects"]["relative"]["pct_ci_high"]
 
 
 def test_results_json_is_byte_identical_on_rerun(sim_run, tmp_path):

@@ -245,12 +245,17 @@ def plot_residuals(*, results, nlags: int | None = None, figsize=(10, 6)):
 
 
 def placebo_data(*, placebo) -> pd.DataFrame:
-    """The data behind :func:`plot_placebo`: one row per placebo date (``placebo.table``)."""
+    """The data behind :func:`plot_placebo`: one row per placebo window (``placebo.table``),
+    ``kind`` telling the independent windows from the dense, descriptive dates."""
     return placebo.table.copy()
 
 
-def plot_placebo(*, placebo, ax=None, bins: int = 20):
-    """Placebo jumps (histogram) against the real one (vertical line).
+def plot_placebo(*, placebo, ax=None, bins: int = 30):
+    """Placebo t statistics over the whole history against the real one.
+
+    The histogram shows the overlapping (dense, descriptive) placebo dates; the independent
+    windows, which alone give the p-value, are marked with their values; the real event's
+    t statistic is the red line.
 
     Parameters
     ----------
@@ -263,16 +268,23 @@ def plot_placebo(*, placebo, ax=None, bins: int = 20):
     (fig, ax)
     """
     df = placebo_data(placebo=placebo)
-    est = df["estimate"].dropna().to_numpy()
+    dense = df.loc[(df["kind"] == "dense"), "statistic"].dropna().to_numpy(dtype=float)
+    indep = df.loc[(df["kind"] == "independent") & df["used"].astype(bool), "statistic"].dropna().to_numpy(float)
+    real = float(placebo.real["statistic"])
     with style():
-        fig, ax = _new_ax(ax, figsize=(7, 3.6))
-        ax.hist(est, bins=bins, color=COLORS["control"], alpha=0.8, label=f"{len(est)} placebo dates")
-        ax.axvline(placebo.real, color=COLORS["counterfactual"], lw=2, label="the event")
-        ax.axvline(-abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
-        ax.axvline(abs(placebo.real), color=COLORS["counterfactual"], lw=0.8, ls=":")
-        ax.set_xlabel(f"{placebo.term} (jump at the date)")
+        fig, ax = _new_ax(ax, figsize=(7.5, 3.8))
+        if len(dense):
+            ax.hist(dense, bins=bins, color=COLORS["control"], alpha=0.7,
+                    label=f"{len(dense)} overlapping placebo dates (descriptive)")
+        for k, v in enumerate(indep):
+            ax.axvline(v, color=COLORS["fitted"], lw=1.6, ls="--",
+                       label="independent placebo windows" if k == 0 else None)
+        ax.axvline(real, color=COLORS["counterfactual"], lw=2.2, label="the event")
+        ax.set_xlabel("t statistic of the jump at the (placebo) event, same model and covariance")
         ax.set_ylabel("placebo dates")
-        ax.set_title(f"In-time placebos: p = {placebo.p_value:.3f}")
+        n = placebo.n_independent
+        ax.set_title(f"In-time placebos over the whole history: {n} independent window{'s' if n != 1 else ''}, "
+                     f"p = {placebo.p_value_studentized:.2g} (floor {placebo.min_attainable_p:.2g})", fontsize=10)
         ax.legend(loc="best", fontsize=8)
     return fig, ax
 

@@ -509,42 +509,83 @@ def robustness(spec, results, sensitivity: pd.DataFrame | None = None, placebo=N
 
 
 def placebo_check(spec, results):
-    """In-time placebo events for the study (:func:`raidstudy.models.placebo.placebo_in_time`).
+    """In-time placebos over the whole history (:func:`raidstudy.models.placebo.in_time_placebos`).
 
-    Returns ``None`` when ``n_placebos`` is 0 or the pre-period cannot hold a placebo fit;
-    :func:`robustness` then records why.
+    The same model and window design as the study, refitted on non-overlapping windows of
+    the whole indicator outside the study's window (windows holding another catalogued
+    event are excluded, unless the series is simulated), plus ``n_placebos`` overlapping
+    placebo dates for the figure.
+    Returns ``None`` when ``n_placebos`` is 0 or no window fits; :func:`robustness` then
+    records why.
     """
-    from raidstudy.errors import DataError
-    from raidstudy.models.placebo import placebo_in_time
+    import warnings
 
-    n = spec.parameters["n_placebos"]
-    if not n:
+    from raidstudy.data.events import load_events
+    from raidstudy.errors import DataError, ParameterError
+    from raidstudy.models.placebo import in_time_placebos
+
+    p = spec.parameters
+    if not p["n_placebos"]:
         return None
-    term = "treated_level" if "treated_level" in results.params.index else "level"
+    full = pd.DataFrame({spec.outcome_column: spec.full_outcome})
+    if spec.control is not None:
+        full["control"] = spec.full_control
+    # Real enforcement events can move any real indicator (a user's own series too), so their
+    # windows are no placebos; a simulated series knows nothing of them.
+    events = None
+    if not spec.simulated:
+        try:
+            events = load_events()
+        except (DataError, ParameterError, OSError):
+            events = None
     try:
-        return placebo_in_time(
-            spec.model_data(), event=spec.event_date, real=float(results.params[term]), n_placebos=n,
-            its_kwargs=spec.its_kwargs(), fit_kwargs=spec.fit_kwargs(),
-        )
-    except DataError as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return in_time_placebos(
+                full, event=spec.event_date, pre_periods=p["pre_periods"], post_periods=p["post_periods"],
+                its_kwargs=spec.its_kwargs(), fit_kwargs=spec.fit_kwargs(), other_events=events,
+                n_dense=p["n_placebos"],
+            )
+    except (DataError, ParameterError) as err:
         spec.notes["placebo"] = f"not run: {err}"
         return None
 
 
 def placebo_sentence(placebo, *, event_label: str) -> str:
-    """A quotable sentence on the placebo check, built from its numbers."""
+    """A quotable sentence on the placebo check, built from its numbers.
+
+    It leads with the number of independent windows and the smallest p-value they allow,
+    so that a p-value at its floor is never read as stronger evidence than it is.
+    """
+    import numpy as np
+
     d = placebo.to_dict()
-    k, n, failed = d["n_as_extreme"], d["n_placebos"], d["n_failed"]
-    q = d["placebo_spread"]
+    n, real = d["n_independent"], d["real"]
+    w = d["window"]
     scale = "log rate ratio" if placebo.family != "gaussian" else "outcome"
-    spread = (f"the middle 95% of placebo jumps lie between {q[0.025]:+.3f} and {q[0.975]:+.3f}" if 0.025 in q
-              else f"placebo jumps range from {q['min']:+.3f} to {q['max']:+.3f}")
-    return (
-        f"Refitted at {n} placebo dates before {event_label} (each with {d['post_periods']} periods after it, "
-        f"pre-event data only"
-        + (f"; {failed} further date{'s' if failed != 1 else ''} could not be fitted" if failed else "")
-        + f"), the model found a jump at least as large as the real one ({d['real']:+.3f} on the {scale} scale) "
-        f"{k} time{'s' if k != 1 else ''}: placebo p = {d['p_value']:.3f}"
-        + (f" (the smallest p-value {n} placebos can give)" if k == 0 else "")
-        + f"; {spread}."
-    )
+    text = (f"Refitted with the same design ({w['pre_periods']} periods before a fake event, {w['post_periods']} "
+            f"from it on) on {n} non-overlapping window{'s' if n != 1 else ''} of the whole history outside the "
+            f"study window that hold no other catalogued event, the real jump ({real['estimate']:+.3f} on the "
+            f"{scale} scale, t = {real['statistic']:+.1f}) ")
+    if n:
+        text += (f"was matched {d['n_as_extreme']} time{'s' if d['n_as_extreme'] != 1 else ''} "
+                 f"(p = {d['p_value']:.2g}; studentized, p = {d['p_value_studentized']:.2g}); with {n} "
+                 f"window{'s' if n != 1 else ''} the smallest attainable p-value is {d['min_attainable_p']:.2g}"
+                 + (", so this check cannot reach the 5% level whatever the data" if not d["can_reach_5pct"]
+                    else "") + ".")
+    else:
+        text += "could not be compared with any independent window."
+    dense = placebo.dense
+    if dense is not None and len(dense):
+        est = dense["estimate"].to_numpy(dtype=float)
+        st = dense["statistic"].to_numpy(dtype=float)
+        ok = np.isfinite(est)
+        k_jump = int(np.sum(np.abs(est[ok]) >= abs(real["estimate"])))
+        k_t = int(np.sum(np.abs(st[np.isfinite(st)]) >= abs(real["statistic"])))
+        text += (f" Descriptively, over {int(ok.sum())} overlapping placebo dates {k_jump} jump"
+                 f"{'s were' if k_jump != 1 else ' was'} as large as the real one (the middle 95% lie between "
+                 f"{np.quantile(est[ok], 0.025):+.3f} and {np.quantile(est[ok], 0.975):+.3f}) and "
+                 f"{100 * k_t / max(np.isfinite(st).sum(), 1):.1f}% had a t statistic as extreme; the placebo t "
+                 f"statistics have a standard deviation of {np.nanstd(st):.2f} (about 1 if the standard errors "
+                 f"were exact and the series had no other breaks).")
+    return text

@@ -88,7 +88,8 @@ PARAMETERS: dict[str, Parameter] = {
         _p("recovery_share", float, 0.9, "share of the counterfactual that counts as recovered"),
         _p("n_sim", int, 2000, "simulation draws for the effect intervals"),
         _p("seed", int, 20200825, "random seed for every simulation"),
-        _p("n_placebos", int, 40, "in-time placebo events in the pre-period (0: none)"),
+        _p("n_placebos", int, 500, "placebo dates over the whole history for the figure (0: no placebo check); "
+                                   "the p-value uses the non-overlapping windows"),
         _p("output_dir", str, "results/sparks-2020", "run directory for results.json, figures, tables"),
     ]
 }
@@ -253,8 +254,8 @@ def _check_scalars(p: dict[str, Any]) -> None:
         raise ParameterError("fourier", p["fourier"], "must be between 0 and 12 Fourier pairs")
     if not 100 <= p["n_sim"] <= MAX_SIM:
         raise ParameterError("n_sim", p["n_sim"], f"must be between 100 (stable intervals) and {MAX_SIM:,} draws")
-    if not 0 <= p["n_placebos"] <= 500:
-        raise ParameterError("n_placebos", p["n_placebos"], "must be between 0 (no placebo check) and 500")
+    if not 0 <= p["n_placebos"] <= 2000:
+        raise ParameterError("n_placebos", p["n_placebos"], "must be between 0 (no placebo check) and 2000")
     if p["seed"] < 0:
         raise ParameterError("seed", p["seed"], "must be a non-negative whole number")
     lags = p["hac_lags"]
@@ -317,6 +318,8 @@ class StudySpec:
     data_checksum: str
     outcome_label: str
     simulated: bool = False
+    #: The whole control series (aligned with ``full_outcome``), for placebos over the history.
+    full_control: pd.Series | None = None
     #: Why an optional step (such as the placebo check) did not run, for the results file.
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -492,6 +495,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
         outcome=outcome,
         control=control,
         full_outcome=outcome_full,
+        full_control=control_full.reindex(outcome_full.index) if control_full is not None else None,
         freq=freq,
         data_files=files,
         data_checksum=checksum,
