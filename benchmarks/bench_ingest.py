@@ -66,10 +66,10 @@ def main() -> int:
                     subprocess.run(["zcat", *paths[j:j + 500]], stdout=null, check=True)
             run = {"zcat": time.perf_counter() - t0}
             run["ingest"], run["ingest_rss"] = run_child(
-                [py, "-c", "import sys; from raidstudy import ingest; "
+                [py, "-c", "import sys; from raidstudy.data import ingest; "
                  "ingest.ingest(sys.argv[1], sys.argv[2], quiet=True)", str(raw), tmp])
             run["rebuild"], run["rebuild_rss"] = run_child(
-                [py, "-c", "import sys; from raidstudy import indicators as I; "
+                [py, "-c", "import sys; from raidstudy.data import indicators as I; "
                  "I.build_processed(sys.argv[1] + '/releases.parquet', sys.argv[1] + '/processed')", tmp])
             run["ratio"] = run["ingest"] / run["zcat"]
             runs.append(run)

@@ -252,118 +252,6 @@ def test_progress_bar_only_on_a_terminal_and_not_when_quiet(monkeypatch, tmp_pat
     assert "reading dumps:" in sys.stderr.getvalue() and "0/3" in sys.stderr.getvalue()
 
 
-_TIME_EDGES = [
-    "'2020-08-25 13:05:59'", "'1970-01-01 00:00:00'", "'1969-12-31 23:59:59'", "'1900-01-01 00:00:00'",
-    "'1899-12-31 23:59:59'", "'2199-12-31 23:59:59'", "'2200-01-01 00:00:00'", "'0000-01-01 00:00:00'",
-    "'2000-02-29 12:00:00'", "'1900-02-29 12:00:00'", "'2100-02-29 12:00:00'", "'2019-02-29 00:00:00'",
-    "'2020-02-30 00:00:00'", "'2020-04-31 00:00:00'", "'2020-00-10 00:00:00'", "'2020-13-01 00:00:00'",
-    "'2020-01-00 00:00:00'", "'2020-01-01 24:00:00'", "'2020-01-01 23:60:00'", "'2020-01-01 23:59:60'",
-    "'2020-01-01 23:59:61'", "'2020-1-01 00:00:00'", "' 2020-01-01 00:00:00'", "'2020-01-01  0:00:00'",
-    "'2020-01-01 00:00:00 '", "'+020-01-01 00:00:00'", "'2020/01/01 00:00:00'", "2020-01-01 00:00:00",
-    "\"2020-01-01 00:00:00\"", "'2020-01-01T00:00:00'", "\\N", "", "'", "'2020-01-01 00:00:0\u00e9'",
-]
-
-
-# Every position of a valid time replaced by each of a few characters.
-_TIME_EDGES += [_TIME_EDGES[0][:i] + c + _TIME_EDGES[0][i + 1:] for i in range(21) for c in "x/ 9'-:0"]
-
-
-def _strptime_reference(values):
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    return pc.strptime(pa.array(values, pa.string()), format="'%Y-%m-%d %H:%M:%S'", unit="s",
-                       error_is_null=True).cast(pa.int64()).to_pylist()
-
-
-def test_pre_times_equal_strptime_on_edge_cases():
-    import numpy as np
-    import pyarrow as pa
-
-    from raidstudy.data.ingest import _pre_times
-
-    for values in (_TIME_EDGES, _TIME_EDGES[:2], _TIME_EDGES[:7], _TIME_EDGES + [None], [None] * 3, []):
-        got = _pre_times(pa.array(values, pa.string()))
-        assert got.type == pa.timestamp("s")
-        assert got.cast(pa.int64()).to_pylist() == _strptime_reference(values), values
-    sliced = pa.array(_TIME_EDGES, pa.string()).slice(3, 9)  # an offset into the buffers
-    assert _pre_times(sliced).cast(pa.int64()).to_pylist() == _strptime_reference(_TIME_EDGES[3:12])
-    # a null whose slot spans 21 bytes of a valid time (Arrow allows any bytes under a null)
-    data = ("'2020-08-25 13:05:59'" * 2).encode()
-    offsets = pa.py_buffer(np.array([0, 21, 42], np.int32).tobytes())
-    validity = pa.py_buffer(np.packbits([True, False], bitorder="little").tobytes())
-    masked = pa.Array.from_buffers(pa.string(), 2, [validity, offsets, pa.py_buffer(data)])
-    assert masked.to_pylist() == ["'2020-08-25 13:05:59'", None]
-    assert _pre_times(masked).cast(pa.int64()).to_pylist() == [1598360759, None]
-
-
-def test_pre_times_equal_strptime_fuzzed():
-    import datetime as dt
-
-    import pyarrow as pa
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
-    from raidstudy.data.ingest import _pre_times
-
-    stamp = st.datetimes(dt.datetime(1850, 1, 1), dt.datetime(2250, 12, 31)).map(
-        lambda d: d.strftime("'%Y-%m-%d %H:%M:%S'"))
-    # a valid stamp with one character replaced, or with a character dropped or added
-    edit = st.tuples(stamp, st.integers(0, 20), st.sampled_from(list("0123456789'-: x/9\u00e9")),
-                     st.sampled_from(["replace", "drop", "insert"])).map(
-        lambda t: {"replace": t[0][:t[1]] + t[2] + t[0][t[1] + 1:], "drop": t[0][:t[1]] + t[0][t[1] + 1:],
-                   "insert": t[0][:t[1]] + t[2] + t[0][t[1]:]}[t[3]])
-    value = st.one_of(stamp, edit, st.sampled_from(_TIME_EDGES), st.none())
-
-    @settings(max_examples=300, deadline=None)
-    @given(st.lists(value, max_size=40))
-    def check(values):
-        got = _pre_times(pa.array(values, pa.string()))
-        assert got.cast(pa.int64()).to_pylist() == _strptime_reference(values)
-
-    check()
-
-
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="thread niceness is Linux's")
-def test_writer_helpers_run_at_lower_priority():
-    import os
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    def niceness():
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    base = niceness()
-    with ThreadPoolExecutor(1, initializer=ingest._lower_priority) as pool:
-        helper = pool.submit(niceness).result()
-    assert helper == min(19, base + ingest.HELPER_NICENESS)
-    assert niceness() == base  # the calling thread keeps its priority
-
-
-def test_lower_priority_refused_is_harmless(monkeypatch):
-    import os
-
-    def refuse(*a):
-        raise PermissionError("not allowed")
-
-    monkeypatch.setattr(os, "setpriority", refuse)
-    ingest._lower_priority()  # nothing raised
-
-
-def test_lower_priority_only_on_linux(monkeypatch):
-    import os
-
-    calls = []
-    monkeypatch.setattr(os, "setpriority", lambda *a: calls.append(a))
-    monkeypatch.setattr(os, "getpriority", lambda *a: 0)
-    monkeypatch.setattr(ingest.sys, "platform", "darwin")  # thread ids are not process ids there
-    ingest._lower_priority()
-    assert calls == []
-    monkeypatch.setattr(ingest.sys, "platform", "linux")
-    ingest._lower_priority()
-    assert len(calls) == 1 and calls[0][2] == ingest.HELPER_NICENESS
-
-
 def test_part_ids_equal_keys_share_a_part():
     import numpy as np
     import pyarrow as pa
@@ -378,3 +266,12 @@ def test_part_ids_equal_keys_share_a_part():
         for k, p in zip(arr.to_pylist(), pid.tolist()):
             assert by_key.setdefault(k, p) == p
     assert len(set(_part_ids(pa.array(keys)).tolist())) > _N_PARTS // 2  # spread over the parts
+
+
+def test_arrow_default_pool_is_restored(tmp_path):
+    import pyarrow as pa
+
+    before = pa.default_memory_pool().backend_name
+    write_dump(tmp_path / "raw", 1583056800, [line("A.Title-GRP")])
+    _run(tmp_path)
+    assert pa.default_memory_pool().backend_name == before

@@ -54,27 +54,9 @@ def test_group_from_title():
 @given(st.lists(st.text(alphabet=st.sampled_from("a-Z.é-ü_ \u2010\u00ad"), max_size=12), max_size=30),
        st.integers(0, 5))
 def test_groups_from_titles_matches_the_scalar_rule(titles, start):
-    """The buffer-level group search (any length, offset, non-ASCII text) is the scalar rule."""
+    """The vectorised group rule (any length, offset, non-ASCII text) is the scalar rule."""
     arr = pa.array(titles, pa.string()).slice(min(start, len(titles)))
     assert groups_from_titles(arr).to_pylist() == [group_from_title(t) for t in titles[start:]]
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(alphabet=st.sampled_from("xXX.-_ aS01E2é"), max_size=14), max_size=25))
-def test_word_prefilter_changes_no_family(titles):
-    """The byte-scan shortcut for rules with a required word gives the families of the plain rules."""
-    import raidstudy.data.releases as R
-
-    arr = pa.array(titles, pa.string())
-    sections = pa.array(["PRE"] * len(titles), pa.string())
-    fast = section_families(sections, arr).to_pylist()
-    saved = dict(R._REQUIRED_WORD)
-    R._REQUIRED_WORD.clear()
-    try:
-        plain = section_families(sections, arr).to_pylist()
-    finally:
-        R._REQUIRED_WORD.update(saved)
-    assert fast == plain
 
 
 _TOKENS = ["S01E02", "s01", "S2020E01", "E05", "XXX", "xxx", "2020", "1999", "08", "25", "1080p", "720P", "WEB",

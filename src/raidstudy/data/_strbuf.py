@@ -1,5 +1,5 @@
-"""Byte-level views of Arrow string arrays, for the few hot paths where a scan of the data
-buffer beats a per-value compute kernel (ingest and the releases heuristics)."""
+"""Byte-level views of Arrow string arrays, for the ingest's hot paths where a scan of the
+data buffer beats a per-value compute kernel."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,16 +31,14 @@ def _rows_holding(arr: pa.Array, find) -> np.ndarray:
     return mask
 
 
-def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False) -> np.ndarray:
+def rows_containing(arr: pa.Array, word: bytes) -> np.ndarray:
     """Which values of a string array hold ``word`` (one scan of the data buffer).
 
     Exact for a single byte. For longer words an occurrence may straddle two neighbouring
     values, so the mask is then a superset: a test that must be exact decides on the rows it
-    marks. ``fold_ascii_case`` matches ASCII letters in either case (``word`` in lower case).
+    marks.
     """
     def find(data: np.ndarray) -> np.ndarray:
-        if fold_ascii_case:
-            data = data | 0x20  # folds ASCII letters (only) onto their lower case
         span = len(data) - len(word) + 1
         if span <= 0:
             return np.zeros(0, np.int64)
@@ -51,8 +49,3 @@ def rows_containing(arr: pa.Array, word: bytes, *, fold_ascii_case: bool = False
 
     return _rows_holding(arr, find)
 
-
-def rows_not_ascii(arr: pa.Array) -> np.ndarray:
-    """Which values of a string array hold a byte above 0x7F (one scan of the data buffer;
-    several times faster than ``pc.string_is_ascii``)."""
-    return _rows_holding(arr, lambda data: np.flatnonzero(data >= 0x80))

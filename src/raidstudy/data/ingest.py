@@ -27,19 +27,15 @@ How: batches of 32 consecutive files are read (one CSV parse per batch) and clea
 thread pool (one thread per CPU); the titles, lower-cased, are then split into 64 parts of
 the key space and deduplicated part by part, in batch and row order, in as many threads,
 which finds each title's first copy with one hash of every key and compares the copies'
-pre times in the same pass. Group and family are derived from the kept rows beside the
-single-threaded Parquet writer (the critical path, whose helpers run at a lower priority),
-which receives the string columns with few distinct values dictionary-encoded. While the
-ingest runs, glibc keeps and reuses freed memory (:func:`raidstudy._memory.bulk_allocation`).
+pre times in the same pass. Group and family are derived from the kept rows in two helper
+threads beside the single-threaded Parquet writer. Arrow allocates from the C library's
+malloc while the ingest runs (its default pool costs about 2 s more CPU here).
 ``benchmarks/bench_ingest.py`` times the whole against ``zcat``.
 """
 from __future__ import annotations
 
-import base64
-import functools
 import os
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +48,8 @@ import pyarrow.parquet as pq
 
 from raidstudy import __version__
 from raidstudy.io import atomic_path, sha256_file, write_json
-from raidstudy._memory import bulk_allocation
 from raidstudy.paths import default_dumps_dir, display_path, interim_dir
-from raidstudy.data._strbuf import rows_containing, rows_not_ascii, string_buffers
+from raidstudy.data._strbuf import rows_containing, string_buffers
 from raidstudy.data.releases import NUKED_CODES, RELEASES_SCHEMA, families_array, family_codes, groups_from_titles
 from raidstudy.data.sources import nzedb
 
@@ -132,13 +127,6 @@ def _strip_quotes(quoted: pa.Array) -> pa.Array:
     return pc.binary_slice(quoted.view(pa.binary()), 1, -1).view(pa.string())
 
 
-def _lower_key(title: pa.Array) -> pa.Array:
-    """Lower-cased titles: ASCII lowering everywhere, Unicode lowering only where it matters
-    (Arrow lowers code point by code point, so lowering an ASCII-lowered value again gives
-    the value's own Unicode lowering)."""
-    return _replace_where(pc.ascii_lower(title), rows_not_ascii(title), pc.utf8_lower)
-
-
 _NUM = r"^-?\d{1,3}$"
 
 #: Keys are compared in parts (the same part for equal keys), so that every hash table stays
@@ -151,62 +139,6 @@ _DAY = 86400
 
 #: The pre time as the dumps write it, quotes included.
 _TIME_FORMAT = "'%Y-%m-%d %H:%M:%S'"
-_TIME_WIDTH = 21
-_TIME_DIGITS = np.array([1, 2, 3, 4, 6, 7, 9, 10, 12, 13, 15, 16, 18, 19])
-_TIME_PUNCT_AT = np.array([0, 5, 8, 11, 14, 17, 20])
-_TIME_PUNCT = np.frombuffer(b"'-- ::'", np.uint8)
-# Days in, and days before, each month of a common year (index: month; 0 and 13 unused).
-_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31, 0], np.int32)
-_MONTH_START = np.array([0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 0], np.int32)
-_LEAP_DAYS_BEFORE_1970 = 1969 // 4 - 1969 // 100 + 1969 // 400
-
-
-def _pre_times(col: pa.Array) -> pa.Array:
-    """``pc.strptime(col, format="'%Y-%m-%d %H:%M:%S'", unit="s", error_is_null=True)``,
-    computed from the bytes where a value is a strictly valid time of 1900-2199.
-
-    The digits of fixed-width values are read in a few numpy passes (about twice as fast
-    as ``strptime``); every other value -- another width, a calendar date that
-    does not exist, a second of 60, a year outside 1900-2199 -- is left to ``strptime``
-    itself, so the result is the same for every input (``strptime`` normalises some of
-    these, e.g. ``2020-02-30`` to ``2020-03-01``).
-    """
-    n = len(col)
-    off, data = string_buffers(col)
-    fixed = np.diff(off) == _TIME_WIDTH
-    if col.null_count:
-        fixed &= col.is_valid().to_numpy(zero_copy_only=False)
-    if off[-1] - off[0] == _TIME_WIDTH * n and fixed.all():
-        at = None
-        text = data[off[0]:off[-1]].reshape(n, _TIME_WIDTH)
-    else:
-        at = np.flatnonzero(fixed)
-        text = data[off[at][:, None] + np.arange(_TIME_WIDTH)]
-    digit = text[:, _TIME_DIGITS] - np.uint8(48)  # non-digits wrap round to values above 9
-    ok = (digit <= 9).all(1) & (text[:, _TIME_PUNCT_AT] == _TIME_PUNCT).all(1)
-    two = digit[:, 0::2].astype(np.int32) * 10 + digit[:, 1::2]  # century, year, month, day, h, m, s
-    year = two[:, 0] * 100 + two[:, 1]
-    month, day = np.minimum(two[:, 2], 13), two[:, 3]  # (a non-digit gives any value)
-    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-    ok &= (year >= 1900) & (year < 2200) & (day >= 1) & (day <= _MONTH_DAYS[month] + (leap & (month == 2)))
-    ok &= (two[:, 4] < 24) & (two[:, 5] < 60) & (two[:, 6] < 60)
-    before = year - 1
-    days = ((year - 1970) * 365 + (before // 4 - before // 100 + before // 400 - _LEAP_DAYS_BEFORE_1970)
-            + _MONTH_START[month] + (leap & (month > 2)) + day - 1)
-    secs = days.astype(np.int64) * _DAY + (two[:, 4] * 3600 + two[:, 5] * 60 + two[:, 6])
-    if at is None and ok.all():
-        return pa.array(secs).view(pa.timestamp("s"))
-    value = np.zeros(n, np.int64)
-    known = np.zeros(n, bool)
-    where = np.flatnonzero(ok) if at is None else at[ok]
-    value[where] = secs[ok]
-    known[where] = True
-    rest = np.flatnonzero(~known)
-    parsed = pc.strptime(col.take(pa.array(rest)), format=_TIME_FORMAT, unit="s", error_is_null=True)
-    value[rest] = parsed.cast(pa.int64()).fill_null(0).to_numpy()
-    valid = known
-    valid[rest] = parsed.is_valid().to_numpy(zero_copy_only=False)
-    return pa.array(value, mask=~valid).view(pa.timestamp("s"))
 
 
 def _part_ids(key: pa.Array) -> np.ndarray:
@@ -225,7 +157,7 @@ def _part_ids(key: pa.Array) -> np.ndarray:
 def _batch_keys(title: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """A batch's comparison keys (lower-cased titles) grouped into parts, row order kept
     inside a part: the keys, the parts' bounds in them, and each key's row."""
-    key = _lower_key(title)
+    key = pc.utf8_lower(title)
     pid = _part_ids(key)
     key_rows = np.argsort(pid, kind="stable")
     bounds = np.searchsorted(pid[key_rows], np.arange(_N_PARTS + 1))
@@ -246,13 +178,6 @@ def _first_of(codes: np.ndarray, n_codes: int) -> np.ndarray:
     if len(firsts) != n_codes or not np.array_equal(codes[firsts], np.arange(n_codes)):
         raise AssertionError("dictionary codes are not numbered in order of first occurrence")
     return firsts[codes]
-
-
-def _distinct(a: np.ndarray) -> np.ndarray:
-    """The sorted distinct values of an integer array (sort-based: numpy 2.4's hash-based
-    ``np.unique`` is several times slower on these arrays)."""
-    s = np.sort(a)
-    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
 @dataclass
@@ -287,20 +212,10 @@ class _Cleaner:
     """
 
     def __init__(self, origins: Sequence[str], accept_feeds: Iterable[str] | None):
-        self._origins = list(origins)
+        self.origins = pa.array(list(origins), pa.string())
         acc = list(accept_feeds or [])
         self.any_feed = "*" in acc
-        self._known = list(KNOWN_FEEDS) + [f for f in acc if f != "*"]
-
-    # Arrow arrays are built in the reader threads, on first use: the first ``pa.array``
-    # call imports pandas (pyarrow's pandas check), which then overlaps with the reading.
-    @functools.cached_property
-    def origins(self) -> pa.StringArray:
-        return pa.array(self._origins, pa.string())
-
-    @functools.cached_property
-    def known(self) -> pa.StringArray:
-        return pa.array(self._known, pa.string())
+        self.known = pa.array(list(KNOWN_FEEDS) + [f for f in acc if f != "*"], pa.string())
 
     def _skip(self, by_index: dict, raw: pa.Table, mask, reason: str) -> None:
         if not pc.any(mask).as_py():
@@ -327,7 +242,7 @@ class _Cleaner:
         title_raw = col["title"]
         title_ok = pc.and_(pc.and_(pc.starts_with(title_raw, "'"), pc.ends_with(title_raw, "'")),
                            pc.greater(pc.binary_length(title_raw), 2))
-        ts = _pre_times(col["predate"])
+        ts = pc.strptime(col["predate"], format=_TIME_FORMAT, unit="s", error_is_null=True)
         ts_ok = pc.is_valid(ts)
         feed_values, feed_idx = _unquote_codes(col["source"])
         if self.any_feed:
@@ -457,8 +372,8 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
         dup_at = np.flatnonzero(d)
         kept_at = r[dup_at]
         gap = np.abs(ts[dup_at] - ts[kept_at])
-        conflicts = _distinct(where[kept_at[gap != 0]])
-        return len(conflicts), conflicts[:MAX_EXAMPLES], len(_distinct(kept_at[gap > _DAY]))
+        conflicts = np.unique(where[kept_at[gap != 0]])
+        return len(conflicts), conflicts[:MAX_EXAMPLES], len(np.unique(kept_at[gap > _DAY]))
 
     with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
         keyed = list(pool.map(prepare, parts))
@@ -477,65 +392,23 @@ def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, dedup: _Dedup,
             "duplicate_titles_with_different_times_examples": examples}
 
 
-def _exact_dictionary(col) -> pa.DictionaryArray:
-    """A dictionary column whose dictionary holds the values its rows use, each once, in
-    the order of the old dictionary.
-
-    A batch's dictionaries come from every raw row: two raw spellings can unquote to one
-    value (``\\N`` and ``''`` both become ``''``), and values may belong to skipped rows or
-    to later copies only. The Parquet writer stores a column chunk whose dictionary repeats
-    a value plainly, and would write unused values into the file's dictionaries. The work
-    is per distinct value, plus a pass over the codes.
-    """
-    col = _one(col)
-    if not isinstance(col, pa.DictionaryArray):  # an empty batch's plain column
-        return pc.dictionary_encode(col)
-    uniq = pc.dictionary_encode(col.dictionary)  # a null value is never used: its rows are skipped
-    codes = uniq.indices.fill_null(0).to_numpy()[col.indices.to_numpy()]
-    used = np.bincount(codes, minlength=len(uniq.dictionary)) > 0
-    if used.all():
-        return pa.DictionaryArray.from_arrays(pa.array(codes), uniq.dictionary)
-    new_code = (np.cumsum(used) - 1).astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(new_code[codes]), uniq.dictionary.filter(pa.array(used)))
-
-
-#: How much lower the priority (niceness) of the writer's helper threads is.
-HELPER_NICENESS = 10
-
-
-def _lower_priority() -> None:
-    """Lower the calling thread's scheduling priority by :data:`HELPER_NICENESS` (Linux,
-    where a thread's niceness is its own; elsewhere, or when refused, nothing happens)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + HELPER_NICENESS))
-    except OSError:
-        pass
-
-
 def _kept_rows(rows: pa.Table, keep: np.ndarray) -> pa.Table:
-    """A batch's kept rows (``keep``), with exact dictionaries (:func:`_exact_dictionary`)."""
-    if not keep.all():
-        rows = rows.filter(pa.array(keep))
-    for name in ("section", "feed", "nuke_reason"):
-        rows = rows.set_column(rows.schema.get_field_index(name), name, _exact_dictionary(rows.column(name)))
-    return rows
+    """A batch's kept rows (``keep``)."""
+    return rows if keep.all() else rows.filter(pa.array(keep))
 
 
 def _writer_piece(rows: pa.Table) -> pa.Table:
-    """A batch's kept rows (:func:`_kept_rows`) as the writer takes them: with the columns
-    derived from the title (group, family), in :data:`_WRITE_SCHEMA`.
+    """A batch's kept rows (:func:`_kept_rows`) with the columns derived from the title
+    (group, family), in :data:`~raidstudy.data.releases.RELEASES_SCHEMA`.
 
     Group and family are derived here, after the deduplication, rather than in the reader
     threads: this work then runs beside the single-threaded Parquet writer, on the core it
     leaves idle, and only on the rows that are kept.
     """
     title, section = _one(rows.column("title")), _one(rows.column("section"))
-    family = pa.DictionaryArray.from_arrays(pa.array(family_codes(section, title)), families_array())
-    group = pc.dictionary_encode(groups_from_titles(title))
-    return rows.add_column(1, "group", group).add_column(3, "family", family).cast(_WRITE_SCHEMA)
+    family = families_array().take(pa.array(family_codes(section, title)))
+    group = groups_from_titles(title)
+    return rows.add_column(1, "group", group).add_column(3, "family", family).cast(RELEASES_SCHEMA)
 
 
 def _conflict_examples(reps: np.ndarray, rep: np.ndarray, parts: Sequence[_Batch], offsets: np.ndarray,
@@ -547,7 +420,7 @@ def _conflict_examples(reps: np.ndarray, rep: np.ndarray, parts: Sequence[_Batch
     batch_of = np.searchsorted(offsets, where, side="right") - 1
     out: list[list[str]] = [[] for _ in reps]
     slot = {int(r): i for i, r in enumerate(reps)}
-    for b in _distinct(batch_of).tolist():
+    for b in np.unique(batch_of).tolist():
         at = where[batch_of == b]
         sub = parts[b].rows.select(["title", "feed", "pre_time", "origin", "line"]).take(pa.array(at - offsets[b]))
         files = sub.column("origin").combine_chunks().indices.to_pylist()  # the dictionary is every origin
@@ -636,10 +509,7 @@ def _ingest_tables(
         return _writer_piece(rows)
 
     def pieces() -> Iterator[pa.Table]:
-        # The single-threaded writer is the critical path: the helpers that make the pieces
-        # run at a lower priority, so that they take the core the writer leaves instead of
-        # sharing its core (on 2 cores this phase then takes about 0.25 s less).
-        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), initializer=_lower_priority) as pool:
+        with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
             yield from pool.map(final, range(len(kept)))
 
     by_file: dict[int, dict[str, int]] = {}
@@ -704,62 +574,28 @@ def _ingest_tables(
     return pieces(), dumps_table, report
 
 
-#: String columns with few distinct values, which reach the writer dictionary-encoded.
-_DICT_COLUMNS = ("group", "section", "family", "feed", "nuke_reason", "origin")
-#: The releases as the writer receives them (see :func:`_write_releases`).
-_WRITE_SCHEMA = pa.schema([f.with_type(pa.dictionary(pa.int32(), pa.string())) if f.name in _DICT_COLUMNS else f
-                           for f in RELEASES_SCHEMA], metadata=RELEASES_SCHEMA.metadata)
-
-
 def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
-    """Write the releases table from its pieces (:data:`_WRITE_SCHEMA`), in row groups of
-    :data:`ROW_GROUP_ROWS` rows (as ``pq.write_table`` of the whole table would); returns
-    the number of rows.
-
-    The string columns with few distinct values arrive dictionary-encoded (each row
-    group's dictionaries unified from its own pieces), so the single-threaded writer stores
-    their codes instead of hashing millions of strings again (0.15-0.2 s less of the writer,
-    and no decoding before it). The Arrow schema that the file records (``ARROW:schema``,
-    which readers use to restore Arrow types) is then set to
-    :data:`~raidstudy.data.releases.RELEASES_SCHEMA`, so the file reads back exactly as one
-    written from plain string columns.
-    """
+    """Write the releases table from its pieces, in row groups of :data:`ROW_GROUP_ROWS`
+    rows (as ``pq.write_table`` of the whole table would); returns the number of rows."""
     total = 0
-    # Min/max statistics only where they can prune row groups (time, codes, origin, line):
-    # every row group holds nearly every group, section, family and feed, and the string
-    # statistics cost the single-threaded writer about 0.15 s. Pre times and line numbers,
-    # which mostly rise within a file, are delta-encoded: the pre times cost the writer
-    # 0.07 s instead of 0.19 s (0.5 MB larger), the line numbers take 0.5 MB instead of 3.
-    with pq.ParquetWriter(path, _WRITE_SCHEMA, compression="zstd", compression_level=1,
-                          use_dictionary=list(_DICT_COLUMNS),
-                          column_encoding={"pre_time": "DELTA_BINARY_PACKED", "line": "DELTA_BINARY_PACKED"},
-                          write_statistics=["pre_time", "nuke_code", "nuked", "origin", "line"]) as w:
+    with pq.ParquetWriter(path, RELEASES_SCHEMA, compression="zstd") as w:
         held: list[pa.Table] = []
         n = 0
         for piece in pieces:
             if not piece.num_rows:
-                continue  # (an empty chunk's dictionary would still be unified into the row group's)
+                continue  # (an empty batch's origin column has no dictionary: leave it out)
             held.append(piece)
             n += piece.num_rows
             total += piece.num_rows
             while n >= ROW_GROUP_ROWS:
-                # Dictionaries are unified over the pieces in the row group only, so that no
-                # row group stores the values of the one before.
                 t = pa.concat_tables(held)
-                w.write_table(t.slice(0, ROW_GROUP_ROWS).unify_dictionaries(), row_group_size=ROW_GROUP_ROWS)
+                w.write_table(t.slice(0, ROW_GROUP_ROWS), row_group_size=ROW_GROUP_ROWS)
                 held = [t.slice(ROW_GROUP_ROWS)] if n > ROW_GROUP_ROWS else []
                 n -= ROW_GROUP_ROWS
         if n or not total:
-            w.write_table(pa.concat_tables(held).unify_dictionaries() if held else _WRITE_SCHEMA.empty_table(),
+            w.write_table(pa.concat_tables(held) if held else RELEASES_SCHEMA.empty_table(),
                           row_group_size=ROW_GROUP_ROWS)
-        w.add_key_value_metadata({b"ARROW:schema": _arrow_schema_metadata(RELEASES_SCHEMA)})
     return total
-
-
-def _arrow_schema_metadata(schema: pa.Schema) -> bytes:
-    """The value of a Parquet file's ``ARROW:schema`` key for ``schema``, as Arrow's own
-    writer stores it: the serialized schema message, base64-encoded."""
-    return base64.b64encode(schema.serialize().to_pybytes())
 
 
 def read_and_clean(
@@ -834,7 +670,12 @@ def ingest(
     out_dir = Path(out_dir) if out_dir is not None else interim_dir()
     dumps = nzedb.list_dumps(raw_dir)
     bar = _progress(len(dumps), "reading dumps", quiet)
-    with bulk_allocation():
+    # Arrow allocates from the C library's malloc during the ingest: its default pool
+    # (mimalloc in pyarrow 26) gives the many short-lived multi-megabyte buffers back to the
+    # system and faults them in again (see benchmarks/README.md).
+    default_pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
         results = read_and_clean(dumps, skip_unreadable=skip_unreadable, accept_feeds=accept_feeds,
                                  threads=threads, progress=(bar.update if bar is not None else None),
                                  checksums=checksums)
@@ -845,8 +686,10 @@ def ingest(
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(out_dir / RELEASES_FILE) as tmp:
             written = _write_releases(pieces, tmp)
-        if written != report["rows_kept"]:  # pragma: no cover - a bug, not bad input
-            raise AssertionError(f"wrote {written} releases, the accounting kept {report['rows_kept']}")
+    finally:
+        pa.set_memory_pool(default_pool)
+    if written != report["rows_kept"]:  # pragma: no cover - a bug, not bad input
+        raise AssertionError(f"wrote {written} releases, the accounting kept {report['rows_kept']}")
     report["raw_dir"] = display_path(raw_dir)
     report["package_version"] = __version__
     with atomic_path(out_dir / DUMPS_FILE) as tmp:

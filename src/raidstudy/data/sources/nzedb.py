@@ -6,10 +6,8 @@ line ending in ``\\r\\n``; 12 fields separated by *two* tab characters; strings 
 order (the nZEDb ``predb_imports`` table): title, nfo, size, files, filename, nuked,
 nukereason, category, predate, source, requestid, groupname.
 
-The fast path decompresses each file in a thread pool (with ISA-L, :mod:`isal`, when the
-stream is one whole gzip member; any other stream -- several members, truncated, corrupt --
-goes through :mod:`zlib`, which salvages what it can) and lets :func:`pyarrow.csv.read_csv`
-split the fields on a single tab with quoting *disabled*, so an escaped quote inside a title
+The fast path decompresses each file in a thread pool (:mod:`zlib`, which also salvages
+what it can of a truncated or corrupt stream) and lets :func:`pyarrow.csv.read_csv` split the fields on a single tab with quoting *disabled*, so an escaped quote inside a title
 can never merge or split rows (quotes are stripped and ``\\'`` unescaped afterwards,
 column-wise). Every line is accounted for: the
 number of parsed rows plus the rows refused by the parser must equal the number of lines in
@@ -29,11 +27,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-
-try:  # ISA-L inflates gzip about twice as fast as zlib; optional, zlib is the fallback
-    from isal import isal_zlib as _fast_zlib
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    _fast_zlib = None
 
 from raidstudy.errors import IngestError
 
@@ -146,16 +139,6 @@ def _decompress(raw: bytes) -> tuple[bytes, str | None]:
     corrupt one yields the salvageable prefix and ``"corrupt_gzip"``. Data that is not
     gzip at all raises :class:`zlib.error`.
     """
-    if _fast_zlib is not None:
-        # The common case, one complete member, is inflated by ISA-L; everything else (and
-        # every error) is left to zlib below, whose salvage rules the accounting relies on.
-        try:
-            d = _fast_zlib.decompressobj(wbits=47)
-            out = d.decompress(raw)
-            if d.eof and not d.unused_data:
-                return out, None
-        except Exception:  # noqa: BLE001 - zlib below decides and reports
-            pass
     parts = []
     pos = 0
     problem = None
@@ -289,8 +272,7 @@ def _load(dump: DumpFile, index: int, checksum: bool) -> tuple[FileResult, bytes
             data.decode("utf-8")
         except UnicodeDecodeError:
             data = _repair_utf8(data, res)
-    # numpy counts bytes with SIMD, about 2.5 x faster than bytes.count here
-    n_text = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 0x0A)) + (0 if data.endswith(b"\n") else 1)
+    n_text = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     res.n_lines += n_text
     return res, data, n_text
 
@@ -394,10 +376,8 @@ def read_dump_batch(items: Sequence[tuple[int, DumpFile]], checksum: bool = True
 def default_threads() -> int:
     """Reader threads: one per CPU (at most 8).
 
-    The readers spend nearly all their time in ISA-L, Arrow and numpy, which release the
-    GIL, so one thread keeps a core busy. On 2 cores, over 12 interleaved pairs of full
-    ingests, 2 threads took 3-4 % less time and CPU than 3 on average (single runs vary by
-    more than that) and 0.1 GB less memory: an extra thread adds working memory.
+    The readers spend nearly all their time in zlib, Arrow and numpy, which release the
+    GIL, so one thread keeps a core busy.
     """
     return min(8, os.cpu_count() or 1)
 
