@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install raidstudy with its test tools
 
-run: $(STAMP) ## run the main job: the SPARKS 2020 study on the bundled data -> results/sparks-2020/
+run: $(STAMP) ## run the main job: the SPARKS 2020 study -> results/sparks-2020/ and results/sparks-2020-robustness/
 	$(BIN)/raidstudy run notebooks/02-event-study.ipynb
+	$(BIN)/raidstudy run notebooks/04-robustness.ipynb -p output_dir results/sparks-2020-robustness
 
 test: $(STAMP) ## run the test suite (fast; skips what needs ../shared when it is absent)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -41,6 +42,9 @@ notebooks: $(STAMP) ## re-pair the notebooks with their py:percent text (jupytex
 
 bench: $(STAMP) ## run the benchmarks (ratios against baselines measured in the same run)
 	$(BIN)/python benchmarks/bench_its.py
+	$(BIN)/python benchmarks/bench_placebo.py
+	$(BIN)/python benchmarks/bench_breaks.py
+	$(BIN)/python benchmarks/bench_speccurve.py
 	$(BIN)/python benchmarks/bench_ingest.py
 
 clean: ## remove results/ and caches (keeps .venv and data/)

@@ -338,3 +338,44 @@ def plot_event_study(*, results, alpha: float = 0.05, ax=None, title: str | None
         ax.set_title(title or f"{results.model.outcome}: event study ({results.family}, {results.cov_type})")
         ax.legend(loc="best", fontsize=8)
     return fig, ax
+
+
+def break_scan_data(*, scan) -> pd.DataFrame:
+    """The data behind :func:`plot_break_scan`: the statistic at every admissible date (``scan.scan``)."""
+    return scan.scan.copy()
+
+
+def plot_break_scan(*, scan, event_date=None, ax=None, title: str | None = None):
+    """The sup-Wald scan: the break statistic at every admissible date, its critical value,
+    the estimated date with its confidence interval and the catalogued event.
+
+    Parameters
+    ----------
+    scan : raidstudy.models.breaks.BreakScanResults
+    event_date : date-like, optional
+        The catalogued event, drawn as a dashed line.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    (fig, ax)
+    """
+    df = break_scan_data(scan=scan)
+    with style():
+        fig, ax = _new_ax(ax, figsize=(9, 3.8))
+        ax.plot(pd.to_datetime(df["date"]), df["statistic"], color=COLORS["fitted"], lw=1.2,
+                label="break statistic at each date")
+        ax.axhline(scan.critical_value, color=COLORS["control"], ls=":", lw=1,
+                   label=f"{100 * (1 - scan.alpha):g}% critical value of the maximum")
+        if scan.date_ci is not None:
+            lo, hi = (pd.Timestamp(d) for d in scan.date_ci)
+            ax.axvspan(lo, hi + pd.Timedelta(days=1), color=COLORS["counterfactual"], alpha=0.15,
+                       label=f"{100 * (1 - scan.alpha):g}% interval for the break date")
+        ax.axvline(pd.Timestamp(scan.date), color=COLORS["counterfactual"], lw=1.5, label="estimated break date")
+        if event_date is not None:
+            ax.axvline(pd.Timestamp(event_date), color=COLORS["event"], ls="--", lw=1, label="catalogued event")
+        ax.set_ylabel("Wald statistic")
+        ax.set_title(title or f"Break scan: sup-Wald {scan.sup_wald:.1f}, p = {scan.p_value:.2g}", fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
+    return fig, ax

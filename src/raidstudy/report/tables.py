@@ -103,6 +103,13 @@ def effects_table(results_or_effects: Any, *, alpha: float = 0.05, recovery_shar
     return df
 
 
+def _fmt_p(p: float) -> str:
+    """A p-value as people write it: two significant digits, '< 0.001' below that."""
+    if not math.isfinite(p):
+        return ""
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
     """The event-study path as a readers' table: one row per bin with its effect and interval.
 
@@ -117,7 +124,7 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
         Index: ``bin`` (bins from the event; negative bins are leads, the reference bin is
         marked); columns ``periods`` (first to last period from the event), ``dates``,
         ``effect`` (percent for count families, in outcome units otherwise, with its
-        interval), ``p_value`` and ``critical_value`` (the bin's own).
+        interval), ``p-value`` and ``critical value`` (the bin's own), as text for readers.
     """
     path = results.path(alpha)
     pct = "pct" in path.columns
@@ -132,8 +139,8 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
         rows.append({"bin": int(r.bin), "kind": r.kind, "periods": f"{int(r.first)} to {int(r.last)}",
                      "dates": f"{pd.Timestamp(r.first_date).date()} to {pd.Timestamp(r.last_date).date()}"
                      if pd.notna(r.first_date) else "", "effect": eff,
-                     "p_value": None if r.kind == "reference" else float(r.p_value),
-                     "critical_value": None if r.kind == "reference" else float(r.crit)})
+                     "p-value": "" if r.kind == "reference" else _fmt_p(float(r.p_value)),
+                     "critical value": "" if r.kind == "reference" else f"{float(r.crit):.1f}"})
     df = pd.DataFrame(rows).set_index("bin")
     df.attrs["interval"] = f"{100 * (1 - alpha):g}% interval"
     return df

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from raidstudy.io import atomic_path, atomic_write_text, dumps_json, sha256_file, write_json
+from raidstudy.io import atomic_path, atomic_write_text, sha256_file, write_json
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -320,9 +320,6 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-# re-exported for callers that want the exact serialisation used for results.json
-dumps_results = dumps_json
-
 
 def data_sentence(spec) -> str:
     """One paragraph describing the indicator in the estimation window, from the data."""
@@ -459,7 +456,7 @@ def sensitivity_table(spec, *, variants: Mapping[str, Mapping[str, Any]] | None 
                 v = spec if not over else validate_parameters(params)
                 res = v.fit()
             # In a comparative model `level` is the control's jump; the effect is the difference.
-            term = "treated_level" if "treated_level" in res.params.index else "level"
+            term = res.model.design.headline["level"]
             est = float(res.params[term])
             lo, hi = (float(x) for x in res.conf_int(alpha).loc[term])
             if res.family == "gaussian":
@@ -589,3 +586,62 @@ def placebo_sentence(placebo, *, event_label: str) -> str:
                  f"statistics have a standard deviation of {np.nanstd(st):.2f} (about 1 if the standard errors "
                  f"were exact and the series had no other breaks).")
     return text
+
+
+def break_analysis(spec):
+    """Would the data, unaided, date a break on the event? The study's breaks part.
+
+    A sup-Wald scan for one break in level and slope with the study's family and seasonal
+    terms over the estimation window, and Bai and Perron's method for several breaks on the
+    log series (minimum regime 5 % of the window, so that a second break some weeks after
+    the event can show). Returns ``(scan, bai_perron)``.
+    """
+    import warnings
+
+    from raidstudy.models.breaks import BaiPerron, BreakScan
+
+    p = spec.parameters
+    y = spec.outcome.rename(spec.outcome_column)
+    dow = p["dow"] and spec.freq == "D"
+    count = p["model_family"] != "gaussian"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scan = BreakScan(y, family=p["model_family"], breaks_in=("level", "slope"), dow=dow,
+                         fourier=p["fourier"]).fit(alpha=p["alpha"])
+        bp = BaiPerron(y, log=count, breaks_in=("level", "slope"), dow=dow, fourier=p["fourier"], trim=0.05,
+                       max_breaks=5).fit(alpha=p["alpha"])
+    return scan, bp
+
+
+def break_sentences(scan, bai_perron, *, event_date, event_label: str) -> dict[str, str]:
+    """Quotable sentences on the break dating, from its numbers."""
+    ev = pd.Timestamp(event_date)
+    lvl = f"{100 * (1 - scan.alpha):g}%"
+    inside = scan.contains(ev)
+    ci = ("an interval that could not be computed" if scan.date_ci is None else
+          f"{lvl} interval {scan.date_ci[0]} to {scan.date_ci[1]}")
+    out = {"break_scan": (
+        f"Asked to date one break in level and slope anywhere in the window, the data put it on {scan.date} "
+        f"({ci}; sup-Wald {scan.sup_wald:.1f}, p = {scan.p_value:.2g}); the catalogued date of {event_label}, "
+        f"{ev.date()}, lies {'inside' if inside else 'outside'} the interval.")}
+    parts = []
+    for rule, label in (("sequential", "the sequential test"), ("bic", "BIC")):
+        br = bai_perron.breaks(rule)
+        n = len(br)
+        dates = ", ".join(str(d)[:10] for d in br["date"]) if n else "none"
+        parts.append(f"{label} chooses {n} break{'s' if n != 1 else ''} ({dates})")
+    later = {rule: [pd.Timestamp(d) for d in bai_perron.breaks(rule)["date"]
+                    if 7 <= (pd.Timestamp(d) - ev).days <= 60] for rule in ("sequential", "bic")}
+    found = [rule for rule, ds in later.items() if ds]
+    if found:
+        d = later[found[0]][0]
+        who = "both place" if len(found) == 2 else ("the sequential test places" if found == ["sequential"]
+                                                    else "BIC places")
+        second = f"; {who} a further break on {d.date()}, {(d - ev).days} days after the event"
+    else:
+        second = "; neither finds a second break in the two months after the event"
+    h = bai_perron.model.h
+    out["break_multiple"] = (
+        f"Allowing several breaks (Bai and Perron, segments of at least {h} periods), " + "; ".join(parts)
+        + second + ".")
+    return out
