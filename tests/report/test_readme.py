@@ -8,7 +8,7 @@ import re
 import pytest
 
 from raidstudy.paths import repo_root
-from raidstudy.report.readme import END, RESULTS_COPY, START, results_block
+from raidstudy.report.readme import END, RESULTS_COPY, ROBUSTNESS_COPY, START, results_block
 
 ROOT = repo_root()
 
@@ -30,8 +30,11 @@ def test_results_block_is_generated_from_a_real_run():
     if not copy.exists():
         pytest.skip(f"{RESULTS_COPY} not written yet: run `make run && make readme`")
     res = json.loads(copy.read_text())
+    rob_path = ROOT / ROBUSTNESS_COPY
+    rob = json.loads(rob_path.read_text()) if rob_path.exists() else None
     text = (ROOT / "README.md").read_text()
     block = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert block == results_block(res).strip(), "README out of date: run `make run && make readme`"
+    assert block == results_block(res, rob).strip(), "README out of date: run `make run && make readme`"
+    assert rob is not None and rob["event"]["id"] == "sparks_2020" and "specification_curve" in rob
     assert res["data"]["simulated"] is False
     assert res["event"]["id"] == "sparks_2020"

@@ -23,14 +23,19 @@ START = "<!-- results:start -->"
 END = "<!-- results:end -->"
 FIGURE = "docs/figures/sparks-2020-fit.png"
 PATH_FIGURE = "docs/figures/sparks-2020-path.png"
+CURVE_FIGURE = "docs/figures/sparks-2020-specification-curve.png"
+BREAKS_FIGURE = "docs/figures/sparks-2020-break-scan.png"
+ROBUSTNESS_COPY = "docs/sparks-2020-robustness-results.json"
+#: The robustness notebook's sentences, in reading order.
+ROBUSTNESS_ORDER = ("break_scan", "break_multiple", "specification_curve_relative", "specification_curve_level")
 RESULTS_COPY = "docs/sparks-2020-results.json"
 #: The order in which a reader meets the findings (results.json stores them sorted by key).
 SENTENCE_ORDER = ("relative", "path", "decay", "recovery", "cumulative", "level", "slope", "placebo", "model",
                   "caution")
 
 
-def results_block(res: Mapping[str, Any]) -> str:
-    """The README's results section for one ``results.json`` dictionary."""
+def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None = None) -> str:
+    """The README's results section for the study's ``results.json`` (and the robustness notebook's)."""
     p = res["parameters"]
     ev = res["event"]
     data = res["data"]
@@ -62,18 +67,27 @@ def results_block(res: Mapping[str, Any]) -> str:
             f"- Across the {len(sens)} count-model variants of the sensitivity table the level change runs from "
             f"{lo['level_pct']:+.1f}% ({lo['variant']}) to {hi['level_pct']:+.1f}% ({hi['variant']})."
         )
+    if robustness:
+        rs = robustness.get("sentences", {})
+        lines += ["", "**Robustness** (`notebooks/04-robustness.ipynb`, run by `make run` into "
+                      "`results/sparks-2020-robustness/`):", ""]
+        lines += [f"- {rs[k]}" for k in ROBUSTNESS_ORDER if k in rs]
+        lines += ["", f"![Specification curve of the relative effect over the post window]({CURVE_FIGURE})",
+                  "", f"![Break scan: the Wald statistic for a break at each date]({BREAKS_FIGURE})"]
     lines += [
         "",
         f"![Observed Scene releases, the segmented-regression fit and its counterfactual]({FIGURE})",
         "",
-        f"Numbers from `make run` (results.json in `{RESULTS_COPY}`, data checksum "
+        f"Numbers from `make run` (results.json in `{RESULTS_COPY}`"
+        + (f" and `{ROBUSTNESS_COPY}`" if robustness else "") + ", data checksum "
         f"`{res['provenance']['data_checksum'][:12]}`); `make readme` refreshes this section.",
     ]
     return "\n".join(lines)
 
 
-def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Path = "README.md") -> Path:
-    """Rewrite the README's results block from a run directory; copy its figure and results."""
+def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Path = "README.md",
+                  robustness_dir: str | Path | None = "results/sparks-2020-robustness") -> Path:
+    """Rewrite the README's results block from the run directories; copy their figures and results."""
     import json
 
     root = repo_root()
@@ -83,11 +97,19 @@ def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Pat
     shutil.copyfile(run_dir / "figures" / "fit.png", root / FIGURE)
     shutil.copyfile(run_dir / "figures" / "path.png", root / PATH_FIGURE)
     atomic_write_text(root / RESULTS_COPY, dumps_json(res))
+    rob = None
+    if robustness_dir is not None:
+        rdir = Path(robustness_dir) if Path(robustness_dir).is_absolute() else root / robustness_dir
+        if (rdir / "results.json").is_file():
+            rob = json.loads((rdir / "results.json").read_text())
+            shutil.copyfile(rdir / "figures" / "specification_curve.png", root / CURVE_FIGURE)
+            shutil.copyfile(rdir / "figures" / "break_scan.png", root / BREAKS_FIGURE)
+            atomic_write_text(root / ROBUSTNESS_COPY, dumps_json(rob))
     path = root / readme
     text = path.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    atomic_write_text(path, f"{head}{START}\n{results_block(res)}\n{END}{tail}")
+    atomic_write_text(path, f"{head}{START}\n{results_block(res, rob)}\n{END}{tail}")
     return path
 
 

@@ -562,7 +562,8 @@ def placebo_sentence(placebo, *, event_label: str) -> str:
     scale = "log rate ratio" if placebo.family != "gaussian" else "outcome"
     text = (f"Refitted with the same design ({w['pre_periods']} periods before a fake event, {w['post_periods']} "
             f"from it on) on {n} non-overlapping window{'s' if n != 1 else ''} of the whole history outside the "
-            f"study window that hold no other catalogued event, the real jump ({real['estimate']:+.3f} on the "
+            f"study window that hold{'s' if n == 1 else ''} no other catalogued event, the real jump "
+            f"({real['estimate']:+.3f} on the "
             f"{scale} scale, t = {real['statistic']:+.1f}) ")
     if n:
         text += (f"was matched {d['n_as_extreme']} time{'s' if d['n_as_extreme'] != 1 else ''} "
