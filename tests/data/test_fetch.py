@@ -29,6 +29,7 @@ class Server:
     def __init__(self, files, listing=None):
         self.files = dict(files)
         self.listing = listing
+        self.manifest = None  # a JSON manifest ({"files": [...]}) served at api/manifest.json
         self.fail = {}       # path -> number of 503s still to send
         self.cut = {}        # path -> bytes to send before dropping the connection (once)
         self.requests = []
@@ -41,6 +42,8 @@ class Server:
             def do_GET(self):
                 path = self.path.split("?")[0].lstrip("/")
                 srv.requests.append((path, self.headers.get("Range")))
+                if path == "api/manifest.json" and srv.manifest is not None:
+                    return self._json(srv.manifest)
                 if path == "api/dumps":
                     names = sorted({p.split("/")[1] for p in srv.files})
                     body = srv.listing if srv.listing is not None else [
@@ -163,15 +166,21 @@ def test_fetch_resumes_after_dropped_connection(tmp_path):
     "dumps/1577800000/../1577836800_predb_dump.csv.gz", "dumps/15778/evil.sh",
 ])
 def test_fetch_rejects_unsafe_names(tmp_path, bad):
-    listing = {"files": [{"path": bad, "size": 3}]}
+    with pytest.raises(IngestError, match="unsafe|outside"):
+        fetch.safe_target(tmp_path / "o", bad)
     with Server(FILES) as srv:
-        manifest = tmp_path / "m"
+        # the unsafe name served in a JSON manifest: refused before anything is downloaded or written
+        srv.manifest = {"files": [{"path": bad, "size": 3}]}
         with pytest.raises(IngestError, match="unsafe|outside"):
-            fetch.safe_target(tmp_path, bad)
+            fetch.fetch_nzedb("2020-01-01", "2020-01-02", out_dir=tmp_path / "o", base_url=srv.url + "/raw",
+                              index_url=srv.url + "/api/manifest.json", sleep=lambda s: None, quiet=True)
+        # an unsafe folder name in a GitHub contents listing
         srv.listing = [{"name": "..", "type": "dir"}]
         with pytest.raises(IngestError, match="unsafe"):
             _fetch(srv, tmp_path / "o")
-    assert not manifest.exists() and listing
+        assert srv.requests and not [r for r in srv.requests if r[0].startswith("raw/")]
+    written = [q for q in tmp_path.rglob("*") if q.is_file()]
+    assert written == [], written
 
 
 def test_fetch_parameter_errors(tmp_path):

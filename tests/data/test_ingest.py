@@ -78,8 +78,15 @@ def test_malformed_lines_counted_with_examples(tmp_path):
 
 def test_accept_feed_option(tmp_path):
     write_dump(tmp_path / "raw", 1583056800, [line("A-G", source="newfeed"), line("B-G")])
+    # without the option the unknown feed's row is skipped and counted
+    rep0 = ingest.ingest(tmp_path / "raw", tmp_path / "out0", quiet=True)
+    assert rep0["skipped"]["unknown_feed"] == 1 and rep0["rows_kept"] == 1
+    assert "newfeed" in rep0["skipped_examples"]["unknown_feed"][0]
     rep = _run(tmp_path, accept_feeds=["newfeed"])
     assert rep["skipped"]["unknown_feed"] == 0 and rep["rows_kept"] == 2
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
+    assert sorted(t["title"]) == ["A-G", "B-G"]
+    assert "newfeed" in set(t["feed"].astype(str))
 
 
 def test_truncated_gzip_counts_partial_line(tmp_path):
@@ -191,12 +198,18 @@ def test_real_escaped_quote_lines_kept():
     res = ingest.read_and_clean(dumps)
     rel, _, rep = ingest.ingest_tables(res, dumps)
     esc = 0
+    quoted = set()  # independent: titles with an escaped quote, unescaped by a plain split
     for df in dumps:
-        esc += gzip.decompress(df.path.read_bytes()).count(b"\\'")
+        raw = gzip.decompress(df.path.read_bytes())
+        esc += raw.count(b"\\'")
+        for ln in raw.split(b"\n"):
+            title = ln.rstrip(b"\r").split(b"\t\t")[0][1:-1]
+            if b"\\'" in title:
+                quoted.add(title.replace(b"\\'", b"'").decode("utf-8", "replace").lower())
+    assert esc > 0 and quoted, "the selected dumps must hold escaped quotes, or this test checks nothing"
     titles = rel.column("title").to_pylist()
     assert not any("\\'" in t for t in titles)
-    if esc:
-        assert sum("'" in t for t in titles) >= 1
+    assert quoted <= {t.lower() for t in titles}
     assert rep["skipped_total"] == 0
 
 

@@ -8,7 +8,9 @@ scale), NB2 or Poisson counts; event in the middle. The model is the default one
 * fast (default run): 100 replications per family; the mean estimate within tolerance
   and the coverage of the 95% intervals inside the central 99.9% range of a
   Binomial(100, 0.95) count, so the test fails for a badly wrong interval (e.g. the
-  classical covariance under autocorrelation) but not by chance (seeds are fixed anyway).
+  classical covariance under autocorrelation) but not by chance (seeds are fixed anyway);
+  and, since that range reaches 1.00, the mean standard error within [0.75, 1.33] of the
+  estimates' spread over the replications, which also fails intervals that are too wide.
 * slow (``-m slow``): 500 replications per family, coverage in [0.92, 0.98].
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ def _run(family, reps, seed0, cov_type="hac"):
     truth = _truth(family)
     hits = {k: 0 for k in truth}
     est = {k: [] for k in truth}
+    se = {k: [] for k in truth}
     for rep in range(reps):
         d = simulate_its(family=family, n=N, event=EVENT, level=LEVEL, slope=SLOPE, seed=seed0 + rep)
         r = ITS(d, outcome="y", event=d.index[EVENT], family=family, fourier=1).fit(cov_type=cov_type)
@@ -41,13 +44,16 @@ def _run(family, reps, seed0, cov_type="hac"):
         for k, v in truth.items():
             hits[k] += bool(ci.loc[k, "lower"] <= v <= ci.loc[k, "upper"])
             est[k].append(r.params[k])
-    return {k: hits[k] / reps for k in truth}, {k: float(np.mean(v)) for k, v in est.items()}
+            se[k].append(r.std_errors[k])
+    # ratio of the mean reported standard error to the spread of the estimates over replications
+    se_ratio = {k: float(np.mean(se[k]) / np.std(est[k], ddof=1)) for k in truth}
+    return {k: hits[k] / reps for k in truth}, {k: float(np.mean(v)) for k, v in est.items()}, se_ratio
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_planted_effects_fast(family):
     reps = 100
-    cover, mean = _run(family, reps, seed0=10_000)
+    cover, mean, se_ratio = _run(family, reps, seed0=10_000)
     truth = _truth(family)
     # estimates: mean over replications within 3 Monte-Carlo standard errors-ish tolerances
     assert mean["level"] == pytest.approx(truth["level"], abs=0.03 * abs(truth["level"]) + 0.01 * (truth["level"] != 0))
@@ -56,6 +62,12 @@ def test_planted_effects_fast(family):
     hi = stats.binom.ppf(0.9995, reps, 0.95) / reps
     for k, c in cover.items():
         assert lo <= c <= hi, f"{family} {k}: coverage {c:.3f} outside [{lo:.2f}, {hi:.2f}]"
+    # Two-sided: with 100 replications the binomial range above reaches 1.00, so intervals that are
+    # too wide would pass it. The standard errors must match the estimates' spread over the
+    # replications: the sample SD of 100 estimates is within about +-25% of the truth with
+    # probability > 0.999, so [0.75, 1.33] fails intervals that are a third too narrow or too wide.
+    for k, ratio in se_ratio.items():
+        assert 0.75 <= ratio <= 1.33, f"{family} {k}: mean SE / SD of estimates = {ratio:.3f}"
 
 
 def test_classical_covariance_would_fail_the_fast_bound():
@@ -74,7 +86,7 @@ def test_classical_covariance_would_fail_the_fast_bound():
 @pytest.mark.parametrize("family", FAMILIES)
 def test_planted_effects_coverage_slow(family):
     reps = 500
-    cover, mean = _run(family, reps, seed0=50_000)
+    cover, mean, se_ratio = _run(family, reps, seed0=50_000)
     truth = _truth(family)
     assert mean["level"] == pytest.approx(truth["level"], rel=0.02)
     assert mean["slope"] == pytest.approx(truth["slope"], rel=0.03)

@@ -27,7 +27,12 @@ def test_sentences_keys_and_numbers(rd):
     assert "95% CI" in s["level"]
     assert "lower than the counterfactual" in s["relative"]
     assert "fewer Scene releases" in s["cumulative"]
-    assert "recovered to 90% of the counterfactual" in s["recovery"] or "had not recovered" in s["recovery"]
+    rec = rd["effects"]["recovery"]
+    assert rec["reached"] is True and rec["periods"] > 0  # the fixture's drop recovers within the window
+    assert s["recovery"].startswith(
+        f"Scene releases recovered to 90% of the counterfactual {rec['periods']} days after the raid "
+        f"(on {rec['date'][:10]}; 95% CI: {rec['ci_low']} days to {rec['ci_high']} days")
+    assert "had not" not in s["recovery"]
 
 
 def test_numbers_follow_the_dict(rd):
@@ -58,7 +63,9 @@ def test_recovery_not_reached(rd):
     d2 = copy.deepcopy(rd)
     d2["effects"]["recovery"].update(reached=False, periods=None, date=None, p_not_reached=0.8)
     s = narrative.sentences(d2, outcome_label="releases", event_label="the raid", unit="week")
-    assert "had not recovered" in s["recovery"] and "weeks" in s["recovery"]
+    horizon = d2["effects"]["recovery"]["horizon"]
+    assert s["recovery"] == (f"Releases had not recovered to 90% of the counterfactual within the {horizon} weeks "
+                             "observed after the raid (it was not reached in 80% of simulated draws).")
 
 
 @pytest.fixture(scope="module")

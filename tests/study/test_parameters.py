@@ -1,6 +1,7 @@
 """Parameter validation: one function for notebook, CLI and runner; clear errors before fitting."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -201,3 +202,51 @@ def test_weekly_csv_dates_are_week_starts_unless_told_otherwise(tmp_path):
     assert end.fit().model.frame.index[end.fit().model.event_pos] == pd.Timestamp("2020-08-31")
     with pytest.raises(ParameterError, match="unknown period label"):
         validate_parameters(**common, period_label="middle")
+
+
+def _bounds():
+    from raidstudy.study.parameters import MAX_SIM, MIN_PRE_PERIODS
+
+    # (name, accepted at the edge, refused just beyond, other parameters)
+    return [
+        ("ewc_terms", 2, 1, {}), ("ewc_terms", 64, 65, {}),
+        ("alpha", 0.001, 0.0, {}), ("alpha", 0.499, 0.5, {}),
+        ("recovery_share", 0.001, 0.0, {}), ("recovery_share", 0.999, 1.0, {}),
+        ("pre_periods", MIN_PRE_PERIODS, MIN_PRE_PERIODS - 1, {}),
+        ("post_periods", 1, 0, {"transition_periods": 0}),
+        ("transition_periods", 0, -1, {}), ("transition_periods", 9, 10, {"post_periods": 10}),
+        ("fourier", 0, -1, {}), ("fourier", 12, 13, {}),
+        ("n_sim", 100, 99, {}), ("n_sim", MAX_SIM, MAX_SIM + 1, {}),
+        ("n_placebos", 0, -1, {}), ("n_placebos", 2000, 2001, {}),
+        ("seed", 0, -1, {}),
+        ("hac_lags", "0", "-1", {}),
+    ]
+
+
+@pytest.mark.parametrize("name,edge,beyond,other", _bounds(), ids=lambda v: repr(v) if not isinstance(v, dict) else "")
+def test_parameter_bounds_are_inclusive_where_documented(name, edge, beyond, other):
+    """Each bound of ``_check_scalars``: the edge value passes, one step beyond is refused by name."""
+    assert coerce_parameters({**other, name: edge})[name] == edge
+    with pytest.raises(ParameterError) as exc:
+        coerce_parameters({**other, name: beyond})
+    assert f"parameter {name!r}" in str(exc.value)
+
+
+def test_measure_n_nuked_sums_the_nuked_counts_of_the_bundled_feeds():
+    from raidstudy.paths import processed_dir
+
+    spec = validate_parameters(measure="n_nuked")
+    releases = validate_parameters()
+    y = spec.outcome
+    assert spec.outcome_column == "nuked_releases" and "nuked" in spec.outcome_label
+    # independent: the processed table read with pandas, the two default feeds summed by day
+    raw = pd.read_csv(processed_dir() / "daily_feed_family.csv.gz", parse_dates=["date"])
+    raw = raw[raw["feed"].isin(["#pre@corrupt", "xrel"])]
+    ref = raw.groupby("date")["n_nuked"].sum().reindex(y.index)
+    ok = y.notna()
+    assert ok.sum() > 300
+    np.testing.assert_array_equal(y[ok].to_numpy(), ref[ok].to_numpy())
+    # the same days are missing (feed outages) whichever measure is studied, and the counts differ
+    pd.testing.assert_index_equal(y.index, releases.outcome.index)
+    np.testing.assert_array_equal(y.isna().to_numpy(), releases.outcome.isna().to_numpy())
+    assert (y[ok] < releases.outcome[ok]).mean() > 0.99

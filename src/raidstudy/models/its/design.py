@@ -32,6 +32,23 @@ class Design:
     headline: dict[str, str] = field(default_factory=dict)  # "level"/"slope" -> term name
 
 
+def headline_terms(*, comparative: bool, slope: bool) -> dict[str, str]:
+    """The terms the headline effects use: ``{"level": ..., "slope": ...}`` (the one source).
+
+    A comparative model's effect is the treated-minus-control difference (``treated_level``,
+    ``treated_slope``); a single series' is ``level`` and ``slope``. Without a slope change
+    there is no ``"slope"`` entry. Results expose it as ``res.model.design.headline``.
+
+    >>> headline_terms(comparative=True, slope=False)
+    {'level': 'treated_level'}
+    """
+    prefix = "treated_" if comparative else ""
+    out = {"level": f"{prefix}level"}
+    if slope:
+        out["slope"] = f"{prefix}slope"
+    return out
+
+
 def _fourier_position(frame: SeriesFrame) -> tuple[np.ndarray, float]:
     kind = frame.freq.kind
     idx = frame.periods.to_timestamp(how="start")  # type: ignore[union-attr]
@@ -129,16 +146,8 @@ def build_design(
     fit = ~missing & ~excluded
     treated_rows = group == G - 1
     seasonal_cols = [names.index(c) for c in seas]
-    if comparative:
-        effect_cols = [names.index(c) for c in ("treated_level", "treated_slope") if c in names]
-        headline = {"level": "treated_level"}
-        if slope:
-            headline["slope"] = "treated_slope"
-    else:
-        effect_cols = [names.index(c) for c in ("level", "slope") if c in names]
-        headline = {"level": "level"}
-        if slope:
-            headline["slope"] = "slope"
+    headline = headline_terms(comparative=comparative, slope=slope)
+    effect_cols = [names.index(c) for c in headline.values()]
     return Design(X, names, group, tpos, y, np.where(np.isfinite(log_off), log_off, 0.0), fit,
                   treated_rows, missing, excluded, seasonal_cols, effect_cols, headline)
 

@@ -1,6 +1,7 @@
 """Results of an ITS fit: coefficients, effects, predictions, diagnostics, summaries."""
 from __future__ import annotations
 
+import copy
 import html
 import math
 import warnings
@@ -418,7 +419,7 @@ class ITSResults:
             raise ParameterError("recovery_share", recovery_share, "must lie strictly between 0 and 1")
         key = ("eff", alpha, recovery_share, n_sim, seed)
         if key in self._cache:
-            return self._cache[key]
+            return copy.deepcopy(self._cache[key])  # callers may edit their copy, never the cache
         q_lo, q_hi = alpha / 2, 1 - alpha / 2
         ci = self.conf_int(alpha)
         count = self.family in COUNT_FAMILIES
@@ -493,7 +494,7 @@ class ITSResults:
                                       "autocorrelation, which the model does not describe")}
         out["recovery"] = self._recovery(recovery_share, draws, q_lo, q_hi)
         self._cache[key] = out
-        return out
+        return copy.deepcopy(out)
 
     def _recovery(self, share: float, draws: np.ndarray, q_lo: float, q_hi: float) -> dict[str, Any]:
         T = self._treated
@@ -548,7 +549,7 @@ class ITSResults:
     def diagnostics(self) -> dict[str, Any]:
         """Residual autocorrelation (Ljung-Box, Breusch-Godfrey), dispersion, missing and excluded periods."""
         if "diag" in self._cache:
-            return self._cache["diag"]
+            return copy.deepcopy(self._cache["diag"])  # callers may edit their copy, never the cache
         from statsmodels.stats.diagnostic import acorr_ljungbox
 
         d = self.model.design
@@ -617,7 +618,7 @@ class ITSResults:
             flags.append("the fit did not converge")
         out["flags"] = flags
         self._cache["diag"] = out
-        return out
+        return copy.deepcopy(out)
 
     # ------------------------------------------------------------------ robustness
     def arima(self, order: tuple = (1, 0, 0), seasonal_order: tuple | None = None, *,
