@@ -127,20 +127,16 @@ def test_failed_run_never_looks_complete(sim_csv, tmp_path):
     out.mkdir()
     (out / "results.json").write_text("{}")  # a stale result from an earlier run ...
     (out / "run.json").write_text('{"status": "complete"}')  # ... which marked the folder as its own
-    params = dict(series_csv=str(sim_csv), series_name="simulated_counts", event_id="simulated_raid",
-                  event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300,
-                  holidays="2021-12-25", fourier=0, output_dir=str(out))
-    # a holiday outside the window cannot be estimated; whatever the model says, the run
-    # directory must not keep a results.json that looks complete if the notebook fails
-    try:
-        execute_notebook("notebooks/02-event-study.ipynb", params)
-    except RaidstudyError:
-        run = json.loads((out / "run.json").read_text())
-        assert run["status"] == "failed"
-        assert not (out / "results.json").exists()
-    else:
-        assert json.loads((out / "run.json").read_text())["status"] == "complete"
-        assert json.loads((out / "results.json").read_text())["schema"]
+    # a series the CSV does not hold: with the runner's own check switched off, the failure
+    # comes from the notebook's first cell, after the run has started
+    params = dict(series_csv=str(sim_csv), series_name="no_such_series", event_id="simulated_raid",
+                  event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300, output_dir=str(out))
+    with pytest.raises(RaidstudyError, match="failed in cell"):
+        execute_notebook("notebooks/02-event-study.ipynb", params, validate=False)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed"
+    assert not (out / "results.json").exists(), "the stale results.json must be gone"
+    assert (out / "notebook-failed.ipynb").is_file()
 
 
 def test_papermill_direct_with_unknown_parameter_fails_early(tmp_path):

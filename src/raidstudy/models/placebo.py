@@ -373,7 +373,7 @@ def in_time_placebos(
         warnings.simplefilter("ignore")
         real_res = ITS(real_frame, event=frame.index[t0], exclude=_shift_exclude(exclude, excl_rel, frame, t0),
                        **_window_its_kwargs(its_kwargs, full)).fit(**fit_kwargs)
-    term = "treated_level" if "treated_level" in real_res.params.index else "level"
+    term = real_res.model.design.headline["level"]
     r_est, r_se = float(real_res.params[term]), float(real_res.std_errors[term])
     real = {"estimate": r_est, "std_error": r_se, "statistic": r_est / r_se}
 

@@ -117,10 +117,6 @@ def _fit_kwargs(res: ITSResults) -> dict[str, Any]:
     return kw
 
 
-def _ewc_terms(res: ITSResults) -> int | None:
-    return int(res.ewc_terms) if res.cov_type == "ewc" else None
-
-
 def _crit(res: ITSResults, c: np.ndarray, alpha: float) -> float:
     """Critical value for contrast ``c`` with the fit's reference distribution."""
     return float(res.critical_value(c, alpha=alpha))
