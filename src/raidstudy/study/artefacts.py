@@ -367,11 +367,14 @@ def diagnostics_table(results_dict: Mapping[str, Any]) -> pd.DataFrame:
     arima = (results_dict.get("robustness") or {}).get("arima")
     if arima:
         lv = arima["level"]
-        what = "level change with ARIMA%s errors" % tuple(arima["order"]).__repr__()
+        p_, d_, q_ = arima["order"]
+        what = f"level change with ARMA({p_},{q_}) errors" if d_ == 0 else f"level change with ARIMA({p_},{d_},{q_}) errors"
+        cov = "; under-covers on persistent series (docs/coverage.md)" if arima.get("coverage_note") else ""
         if "pct" in lv:
-            rows.append((what + " (%)", lv["pct"], None, f"interval {lv['pct_ci_low']:.1f}% to {lv['pct_ci_high']:.1f}%"))
+            rows.append((what + " (%)", lv["pct"], None,
+                         f"interval {lv['pct_ci_low']:.1f}% to {lv['pct_ci_high']:.1f}%{cov}"))
         else:
-            rows.append((what, lv["estimate"], None, f"interval {lv['ci_low']:.3g} to {lv['ci_high']:.3g}"))
+            rows.append((what, lv["estimate"], None, f"interval {lv['ci_low']:.3g} to {lv['ci_high']:.3g}{cov}"))
     return pd.DataFrame(rows, columns=["check", "statistic", "p_value", "note"]).set_index("check")
 
 
@@ -492,10 +495,12 @@ def robustness(spec, results, sensitivity: pd.DataFrame | None = None, placebo=N
     """
     out: dict[str, Any] = {}
     if spec.control is None:
-        out["arima"] = results.arima(alpha=spec.parameters["alpha"]).to_dict()
+        from raidstudy.models.its.arma import fit_arma_errors
+
+        out["arima"] = fit_arma_errors(results, order=(1, 0, 1), alpha=spec.parameters["alpha"]).to_dict()
     else:
         out["arima"] = None
-        out["arima_note"] = "not estimated: the ARIMA-errors refit is defined for a single series, not a comparative model"
+        out["arima_note"] = "not estimated: the ARMA-errors refit is defined for a single series, not a comparative model"
     if sensitivity is not None:
         out["sensitivity"] = sensitivity.reset_index().to_dict(orient="records")
     if placebo is not None:
