@@ -637,26 +637,88 @@ def _xb(Xs: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return (Xs @ beta[..., None])[..., 0]
 
 
-def _irls(Xs, y, off, M, alpha, beta, maxiter=100, tol=1e-11):
+class _Designs:
+    """The windows' design matrices as the few distinct ones they are.
+
+    Relative to its own start every window has the same trend, level, slope and transition
+    columns, and its day-of-week columns are one of seven shifts, so ``K`` windows share a
+    handful of designs. Cross products ``X' diag(w) X`` for all windows of a design are then
+    one matrix product ``w @ Z`` with ``Z`` the row-wise outer products, instead of ``K``
+    small ones; the numbers are the same.
+    """
+
+    def __init__(self, gid: np.ndarray, reps: list[np.ndarray], Z: list[np.ndarray]):
+        self.gid, self.reps, self.Z = gid, reps, Z
+
+    @classmethod
+    def from_stack(cls, Xs: np.ndarray) -> "_Designs":
+        import hashlib
+
+        keys: dict[bytes, int] = {}
+        gid = np.empty(Xs.shape[0], dtype=int)
+        reps: list[np.ndarray] = []
+        for k in range(Xs.shape[0]):
+            h = hashlib.blake2b(np.ascontiguousarray(Xs[k]).tobytes(), digest_size=16).digest()
+            if h not in keys:
+                keys[h] = len(reps)
+                reps.append(Xs[k])
+            gid[k] = keys[h]
+        n, p = Xs.shape[1], Xs.shape[2]
+        Z = [(R[:, :, None] * R[:, None, :]).reshape(n, p * p) for R in reps]
+        return cls(gid, reps, Z)
+
+    def take(self, idx: np.ndarray) -> "_Designs":
+        return _Designs(self.gid[idx], self.reps, self.Z)
+
+    @property
+    def p(self) -> int:
+        return self.reps[0].shape[1]
+
+    def groups(self):
+        """(design index, positions of its windows) for the designs present."""
+        for g in np.unique(self.gid):
+            yield g, np.flatnonzero(self.gid == g)
+
+    def xtwx(self, w: np.ndarray) -> np.ndarray:
+        p = self.p
+        out = np.empty((w.shape[0], p, p))
+        for g, r in self.groups():
+            out[r] = (w[r] @ self.Z[g]).reshape(-1, p, p)
+        return out
+
+    def xtv(self, v: np.ndarray) -> np.ndarray:
+        out = np.empty((v.shape[0], self.p))
+        for g, r in self.groups():
+            out[r] = v[r] @ self.reps[g]
+        return out
+
+    def xb(self, b: np.ndarray) -> np.ndarray:
+        out = np.empty((b.shape[0], self.reps[0].shape[0]))
+        for g, r in self.groups():
+            out[r] = b[r] @ self.reps[g].T
+        return out
+
+
+def _irls(D, y, off, M, alpha, beta, maxiter=100, tol=1e-11):
     """Batched IRLS (log link, NB2 weights with per-window alpha), to a step below ``tol``.
 
-    Only the windows still moving are updated. Returns beta, mu and a convergence flag.
+    ``D`` is the windows' :class:`_Designs`. Only the windows still moving are updated.
+    Returns beta, mu and a convergence flag.
     """
-    K = Xs.shape[0]
-    eta = np.log(y + 0.1) if beta is None else _xb(Xs, beta) + off
-    beta = np.zeros((K, Xs.shape[2])) if beta is None else beta.copy()
+    K = len(D.gid)
+    eta = np.log(y + 0.1) if beta is None else D.xb(beta) + off
+    beta = np.zeros((K, D.p)) if beta is None else beta.copy()
     act = np.arange(K)
     first = True
     for _ in range(maxiter):
-        X, e, o, m = Xs[act], eta[act], off[act], M[act]
+        Da, e, o, m = D.take(act), eta[act], off[act], M[act]
         mu = np.exp(e)
         w = mu / (1.0 + alpha[act, None] * mu) * m
         zz = e - o + (y[act] - mu) / mu
-        XtW = np.swapaxes(X * w[..., None], 1, 2)
-        b = _solve(XtW @ X, (XtW @ zz[..., None])[..., 0])
+        b = _solve(Da.xtwx(w), Da.xtv(w * zz))
         step = np.max(np.abs(b - beta[act]) / (1.0 + np.abs(b)), axis=1)
         beta[act] = b
-        eta[act] = np.clip(_xb(X, b) + o, -700, 700)
+        eta[act] = np.clip(Da.xb(b) + o, -700, 700)
         moving = step > tol if not first else np.ones(len(act), dtype=bool)
         first = False
         act = act[moving]
@@ -726,8 +788,9 @@ def _batch_fit(X, y, off, fit, fam, cov, rel, grp, W, n_t):
             scale = rss / (n_fit - p)
             u, w, h = (y - mu), np.ones_like(mu), np.ones_like(mu)
         else:
+            D = _Designs.from_stack(Xs)
             zero = np.zeros(K)
-            beta, mu, conv = _irls(Xs, y, off, M, zero, None)
+            beta, mu, conv = _irls(D, y, off, M, zero, None)
             good &= conv
             alpha = zero
             if fam == "negbin":
@@ -737,7 +800,7 @@ def _batch_fit(X, y, off, fit, fam, cov, rel, grp, W, n_t):
                 la = _alpha_ml(y, mu, M, np.log(np.maximum(mom, 1e-4)))
                 act = np.arange(K)
                 for _ in range(500):
-                    b, m_, _c = _irls(Xs[act], y[act], off[act], M[act], np.exp(la[act]), beta[act], maxiter=2)
+                    b, m_, _c = _irls(D.take(act), y[act], off[act], M[act], np.exp(la[act]), beta[act], maxiter=2)
                     l_ = _alpha_ml(y[act], m_, M[act], la[act])
                     moving = (np.max(np.abs(b - beta[act]) / (1.0 + np.abs(b)), axis=1) > 1e-11) | \
                              (np.abs(l_ - la[act]) > 1e-11)
@@ -746,7 +809,7 @@ def _batch_fit(X, y, off, fit, fam, cov, rel, grp, W, n_t):
                     if len(act) == 0:
                         break
                 good[act] = False
-                beta, mu, conv = _irls(Xs, y, off, M, np.exp(la), beta)
+                beta, mu, conv = _irls(D, y, off, M, np.exp(la), beta)
                 good &= conv
                 alpha = np.exp(la)
             a = alpha[:, None]
@@ -758,21 +821,23 @@ def _batch_fit(X, y, off, fit, fam, cov, rel, grp, W, n_t):
             chi2 = np.sum(M * (y - mu) ** 2 / (mu + a * mu ** 2), axis=1)
             scale = chi2 / (n_fit - p) if fam == "quasipoisson" else np.ones(K)
         good &= np.all(np.isfinite(beta), axis=1)
-        V = _batch_cov(Xs, u * M, w * M, h * M, M, scale, cov, rel, grp, W, n_t, n_fit, p, scale_cols)
+        V = _batch_cov(Xs, u * M, w * M, h * M, M, scale, cov, rel, grp, W, n_t, n_fit, p, scale_cols,
+                       D=None if fam == "gaussian" else D)
     D = 1.0 / scale_cols
     return beta * D, V * D[None, :, None] * D[None, None, :], good
 
 
-def _batch_cov(Xs, u, w, h, M, scale, cov, rel, grp, W, n_t, n_fit, p, scale_cols):
+def _batch_cov(Xs, u, w, h, M, scale, cov, rel, grp, W, n_t, n_fit, p, scale_cols, D=None):
     from raidstudy.models.its.covariance import nw_auto_lags
 
     ct = cov["cov_type"]
     K = Xs.shape[0]
     G = int(grp.max()) + 1
+    D = D if D is not None else _Designs.from_stack(Xs)
     if ct == "nonrobust":
-        V = scale[:, None, None] * np.linalg.inv(np.swapaxes(Xs * w[..., None], 1, 2) @ Xs)
+        V = scale[:, None, None] * np.linalg.inv(D.xtwx(w))
     else:
-        bread = np.linalg.inv(np.swapaxes(Xs * h[..., None], 1, 2) @ Xs)
+        bread = np.linalg.inv(D.xtwx(h))
         S = Xs * u[..., None]  # zero on rows not fitted
         if ct == "ewc":
             B = cov["ewc_terms"]
@@ -787,11 +852,17 @@ def _batch_cov(Xs, u, w, h, M, scale, cov, rel, grp, W, n_t, n_fit, p, scale_col
                 t = rel[sel]
                 first = np.where(Mg, t[None, :], W).min(axis=1)
                 last = np.where(Mg, t[None, :], -1).max(axis=1)
-                T = (last - first + 1).astype(float)
-                Phi = math.sqrt(2.0) * np.cos(np.pi * j[None, :, None] * ((t[None, None, :] - first[:, None, None])
-                                                                     + 0.5) / T[:, None, None])
-                Phi *= (j[None, :] <= B[:, None])[..., None]
-                Lam = Phi @ S[:, sel]  # (K, B, p)
+                # windows with the same first and last fitted period and the same number of
+                # terms share their cosine weights: one product for all of them
+                Lam = np.empty((K, Bmax, p))
+                keys = np.stack([first, last, B], axis=1)
+                uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+                Sg = S[:, sel]
+                for m, (f0, l0, b0) in enumerate(uniq):
+                    r = np.flatnonzero(inv.ravel() == m)
+                    Phi = math.sqrt(2.0) * np.cos(np.pi * j[:, None] * ((t[None, :] - f0) + 0.5) / (l0 - f0 + 1))
+                    Phi[j > b0] = 0.0
+                    Lam[r] = np.tensordot(Phi, Sg[r], axes=([1], [1])).transpose(1, 0, 2)
                 meat += np.swapaxes(Lam, 1, 2) @ Lam
             meat /= B[:, None, None]
         else:
