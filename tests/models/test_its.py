@@ -141,7 +141,7 @@ def test_results_surface(res_nb):
         assert isinstance(s, pd.Series) and list(s.index) == r.model.exog_names
     ci = r.conf_int(alpha=0.1)
     assert list(ci.columns) == ["lower", "upper"] and (ci["lower"] < r.params).all()
-    assert r.family == "negbin" and r.cov_type == "ewc" and r.ewc_terms == 8
+    assert r.family == "negbin" and r.cov_type == "ewc" and r.ewc_terms == 6
     assert r.cov_description.startswith("GLM sandwich with EWC")
     assert r.dispersion > 0
     h = r.model.fit(cov_type="HAC", maxlags="rule")  # statsmodels' spelling is accepted
@@ -227,7 +227,7 @@ def test_to_dict_is_deterministic_and_json_stable(daily):
 def test_summary_text_html_latex(res_nb):
     s = res_nb.summary()
     txt = str(s)
-    assert "EWC (equal-weighted cosine)" in txt and "8 cosine terms" in txt and "fixed-b" in txt and "level" in txt
+    assert "EWC (equal-weighted cosine)" in txt and "6 cosine terms" in txt and "fixed-b" in txt and "level" in txt
     assert "<table>" in s._repr_html_()
     tex = s.as_latex()
     assert "\\toprule" in tex and "\\bottomrule" in tex

@@ -464,7 +464,7 @@ def _resolve_cov(fit, fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
         ct, small = "hac", True
     extra = set(fit_kwargs) - {"cov_type", "maxlags", "small_sample", "use_t", "ewc_terms", "seed", "kernel"}
     return {"cov_type": ct, "maxlags": fit_kwargs.get("maxlags"), "small_sample": small,
-            "ewc_terms": fit_kwargs.get("ewc_terms"), "default_terms": getattr(voc, "EWC_TERMS", 8),
+            "ewc_terms": fit_kwargs.get("ewc_terms"), "default_terms": voc.EWC_TERMS,
             "batchable": ct in ("ewc", "hac", "robust", "nonrobust") and not fit_kwargs.get("prewhite")
             and not extra}
 

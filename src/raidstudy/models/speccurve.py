@@ -49,6 +49,7 @@ import pandas as pd
 from scipy import stats
 
 from raidstudy.errors import ParameterError, RaidstudyError
+from raidstudy.models.its.vocabulary import EWC_TERMS
 
 __all__ = ["CHOICES", "QUANTITIES", "SpecificationCurve", "default_grid", "specification_curve"]
 
@@ -243,11 +244,13 @@ def default_grid(spec) -> dict[str, list[Any]]:
 
     Pre-period half, equal to and twice the study's; post-period half and equal; no
     transition period or the study's (one if it has none); the negative binomial,
-    quasi-Poisson and gaussian families; no annual Fourier terms or two pairs; EWC and
-    Newey-West HAC inference; and, for the bundled data, no control or the P2P feed
-    ``xrelp2p`` as control (when it is available and not in the outcome). Choices the
-    study cannot vary (the control for a CSV series without one) are left out. For the
-    SPARKS study this is 3 x 2 x 2 x 3 x 2 x 2 x 2 = 288 specifications.
+    quasi-Poisson and gaussian families; with and without a change of trend after the
+    event; no annual Fourier terms or two pairs; EWC and Newey-West HAC inference; and, for
+    the bundled data, no control or the P2P feed ``xrelp2p`` as control (when it is
+    available and not in the outcome). So it contains every variant of the study's
+    sensitivity table but the extra covariance settings. Choices the study cannot vary (the
+    control for a CSV series without one) are left out. For the SPARKS study this is
+    3 x 2 x 2 x 3 x 2 x 2 x 2 x 2 = 576 specifications.
     """
     p = spec.parameters
     pre, post, tr = p["pre_periods"], p["post_periods"], p["transition_periods"]
@@ -258,6 +261,7 @@ def default_grid(spec) -> dict[str, list[Any]]:
         "post_periods": _uniq([max(tr + 1, post // 2), post]),
         "transition_periods": _uniq([0, tr if tr else 1]),
         "model_family": ["negbin", "quasipoisson", "gaussian"],
+        "slope": [True, False],
         "fourier": _uniq([0, 2]),
         "cov_type": ["ewc", "hac"],
     }
@@ -558,7 +562,7 @@ def _covariance(model, state, u, w, h, p: dict[str, Any]):
                                                        f"(needs fewer than {n_t - k})")
     V = covariance(Xf, u, w, h, cov_type=ct, maxlags=maxlags or 0, small_sample=small, scale=state.scale,
                    tpos=d.tpos[d.fit], group=d.group[d.fit], n_grid=len(model.frame.index), prewhite=False,
-                   ewc_terms=int(ewc_terms or 8))
+                   ewc_terms=int(ewc_terms or EWC_TERMS))
     use_t = model.family == "gaussian" or small
     return V, ct, ewc_terms, use_t, n - k
 

@@ -81,7 +81,7 @@ PARAMETERS: dict[str, Parameter] = {
         _p("holidays", str, "", "comma-separated holiday dates (YYYY-MM-DD), each a dummy"),
         _p("cov_type", str, "ewc", "ewc (cosine long-run variance, design-simulated critical values), hac, newey, "
                                    "robust or nonrobust"),
-        _p("ewc_terms", int, 8, "cosine terms of the ewc covariance"),
+        _p("ewc_terms", int, 6, "cosine terms of the ewc covariance"),
         _p("hac_lags", str, "auto", "HAC lags for hac/newey: 'auto' (Newey-West 1994 plug-in), 'rule' or a number"),
         _p("small_sample", bool, False, "Stata `newey` small-sample scaling of the HAC covariance"),
         _p("alpha", float, 0.05, "1 - confidence level of every interval"),
@@ -227,7 +227,7 @@ def _check_scalars(p: dict[str, Any]) -> None:
     p["cov_type"] = COV_ALIASES[p["cov_type"].lower()]
     if not 2 <= p["ewc_terms"] <= 64:
         raise ParameterError("ewc_terms", p["ewc_terms"], "must be between 2 and 64 cosine terms",
-                             hint="8 suits a few hundred daily periods")
+                             hint="6 (the default) suits a few hundred daily periods")
     if p["period_label"] not in PERIOD_LABELS:
         raise ParameterError("period_label", p["period_label"], "unknown period label", accepted=PERIOD_LABELS,
                              hint="'start' if a date marks the first day of its week or month")

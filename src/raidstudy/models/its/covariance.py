@@ -119,7 +119,7 @@ def ewc_meat(S: np.ndarray, tpos: np.ndarray, group: np.ndarray, *, n_terms: int
 def covariance(
     X: np.ndarray, u: np.ndarray, w: np.ndarray, h: np.ndarray, *, cov_type: str, maxlags: int,
     small_sample: bool, scale: float, tpos: np.ndarray, group: np.ndarray, n_grid: int,
-    prewhite: bool = False, ewc_terms: int = 8,
+    prewhite: bool = False, ewc_terms: int = 6,
 ) -> np.ndarray:
     n, p = X.shape
     if cov_type == "ewc":

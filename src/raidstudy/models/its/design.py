@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from raidstudy.errors import DataError, ModelError, ParameterError
-from raidstudy.models.its.data import SeriesFrame, resolve_dates
+from raidstudy.models.its.data import PERIODS_PER_YEAR, SeriesFrame, resolve_dates
 from raidstudy.models.its.vocabulary import COUNT_FAMILIES, DOW_NAMES, ITSWarning
 
 
@@ -53,9 +53,9 @@ def _fourier_position(frame: SeriesFrame) -> tuple[np.ndarray, float]:
     kind = frame.freq.kind
     idx = frame.periods.to_timestamp(how="start")  # type: ignore[union-attr]
     if kind == "D":
-        return np.asarray(idx.day_of_year, dtype=float), 365.25
+        return np.asarray(idx.day_of_year, dtype=float), PERIODS_PER_YEAR["D"]
     if kind == "W":
-        return np.asarray(idx.isocalendar().week, dtype=float), 365.25 / 7.0
+        return np.asarray(idx.isocalendar().week, dtype=float), PERIODS_PER_YEAR["W"]
     if kind == "M":
         return np.asarray(idx.month, dtype=float), 12.0
     if kind == "Q":

@@ -242,7 +242,7 @@ class ITS:
             ``summary.glm``. EWC always uses its simulated reference distribution.
         ewc_terms : int, optional
             Cosine terms ``B`` of the EWC covariance: from 2 to half the fitted periods.
-            Default: 8, or a quarter of the fitted periods when that is fewer.
+            Default: 6 (chosen by measurement, docs/coverage.md), or a quarter of the fitted periods when that is fewer.
         seed : int
             Seed of the simulated EWC reference distribution (the same seed gives the same
             critical values; the default 0 makes a fit reproducible without one).
@@ -271,7 +271,7 @@ class ITS:
         >>> y = pd.Series(np.random.default_rng(3).poisson(80, 300), index=idx, name="y")
         >>> res = ITS(y, event="2020-08-01", family="poisson").fit()
         >>> res.cov_type, res.ewc_terms
-        ('ewc', 8)
+        ('ewc', 6)
         """
         if not isinstance(cov_type, str) or cov_type.strip().lower() not in COV_ALIASES:
             raise ParameterError("cov_type", cov_type, "is not a supported covariance", accepted=COV_TYPES)
@@ -308,7 +308,7 @@ class ITS:
                 raise ParameterError(
                     "ewc_terms", ewc_terms,
                     f"must be a whole number from 2 to {max(2, n_t // 2)} for {n_t} fitted periods",
-                    hint="None (the default) picks min(8, T/4); use fewer terms for short series")
+                    hint=f"None (the default) picks min({EWC_TERMS}, T/4); use fewer terms for short series")
             if maxlags is not None:
                 raise ParameterError("maxlags", maxlags, "applies to cov_type='hac' or 'newey', not 'ewc'",
                                      hint="the EWC covariance is tuned by ewc_terms")
