@@ -168,7 +168,9 @@ sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
 placebo = placebo_check(spec, results)
 if placebo is not None:
     fig_placebo, ax_placebo = plots.plot_placebo(placebo=placebo)
-    sentences["placebo"] = placebo_sentence(placebo, event_label=spec.event.name)
+    sentences["placebo"] = placebo_sentence(
+        placebo, event_label=spec.event.name, alpha=spec.parameters["alpha"],
+        critical_value=results.critical_value(results.model.design.headline["level"], spec.parameters["alpha"]))
 display(Markdown(sentences.get("placebo", "No placebo check was run (`n_placebos` is 0, or the pre-event "
                                            "window is too short for one; results.json says which).")))
 

@@ -553,11 +553,14 @@ def placebo_check(spec, results):
         return None
 
 
-def placebo_sentence(placebo, *, event_label: str) -> str:
+def placebo_sentence(placebo, *, event_label: str, critical_value: float | None = None,
+                     alpha: float = 0.05) -> str:
     """A quotable sentence on the placebo check, built from its numbers.
 
     It leads with the number of independent windows and the smallest p-value they allow,
-    so that a p-value at its floor is never read as stronger evidence than it is.
+    so that a p-value at its floor is never read as stronger evidence than it is. With the
+    study's ``critical_value`` for the jump, it also says how often the dense placebo t
+    statistics exceed it (``alpha`` would be exact calibration on a series without breaks).
     """
     import numpy as np
 
@@ -585,12 +588,18 @@ def placebo_sentence(placebo, *, event_label: str) -> str:
         ok = np.isfinite(est)
         k_jump = int(np.sum(np.abs(est[ok]) >= abs(real["estimate"])))
         k_t = int(np.sum(np.abs(st[np.isfinite(st)]) >= abs(real["statistic"])))
+        n_t = max(int(np.isfinite(st).sum()), 1)
         text += (f" Descriptively, over {int(ok.sum())} overlapping placebo dates {k_jump} jump"
                  f"{'s were' if k_jump != 1 else ' was'} as large as the real one (the middle 95% lie between "
                  f"{np.quantile(est[ok], 0.025):+.3f} and {np.quantile(est[ok], 0.975):+.3f}) and "
-                 f"{100 * k_t / max(np.isfinite(st).sum(), 1):.1f}% had a t statistic as extreme; the placebo t "
-                 f"statistics have a standard deviation of {np.nanstd(st):.2f} (about 1 if the standard errors "
-                 f"were exact and the series had no other breaks).")
+                 f"{100 * k_t / n_t:.1f}% had a t statistic as extreme")
+        if critical_value is not None:
+            k_c = int(np.sum(np.abs(st[np.isfinite(st)]) >= critical_value))
+            text += (f"; {100 * k_c / n_t:.1f}% of the placebo t statistics exceed the study's "
+                     f"{100 * (1 - alpha):g}% critical value of {critical_value:.2f} ({100 * alpha:g}% would be exact "
+                     f"calibration on a series without other breaks, which overlapping windows of a real series "
+                     f"are not)")
+        text += "."
     return text
 
 
