@@ -142,3 +142,25 @@ def dumps_json(obj: Any) -> str:
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write :func:`dumps_json` of ``obj`` to ``path`` atomically."""
     return atomic_write_text(path, dumps_json(obj))
+
+
+def json_number(v: Any) -> Any:
+    """A number as results files store it: Python bool/int/float, ``None`` for NaN, inf or None.
+
+    Other values (strings, dates) pass through unchanged.
+
+    Examples
+    --------
+    >>> json_number(np.float64(1.5)), json_number(np.int64(3)), json_number(float("nan")), json_number("x")
+    (1.5, 3, None, 'x')
+    """
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return v if math.isfinite(v) else None
+    return v

@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import special
 
 from raidstudy.errors import DataError, ParameterError, RaidstudyError
+from raidstudy.io import json_number
 
 __all__ = ["PlaceboResult", "in_time_placebos"]
 
@@ -219,15 +220,7 @@ class PlaceboResult:
         }
 
 
-def _num(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    v = float(v)
-    return v if math.isfinite(v) else None
+_num = json_number
 
 
 def _label(x: Any) -> Any:

@@ -49,6 +49,7 @@ import pandas as pd
 from scipy import stats
 
 from raidstudy.errors import ParameterError, RaidstudyError
+from raidstudy.io import json_number
 from raidstudy.models.its.vocabulary import EWC_TERMS
 
 __all__ = ["CHOICES", "QUANTITIES", "SpecificationCurve", "default_grid", "specification_curve"]
@@ -225,17 +226,7 @@ class SpecificationCurve:
         }
 
 
-def _num(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    return v
+_num = json_number
 
 
 # =========================================================================== the grid

@@ -193,6 +193,14 @@ class ITSResults:
             return float(stats.t.ppf(1 - alpha / 2, self.df_resid))
         return float(stats.norm.ppf(1 - alpha / 2))
 
+    def _contrast_pvalue(self, c: np.ndarray, t: float) -> float:
+        """Two-sided p-value of the t statistic of contrast ``c`` against this fit's reference."""
+        if self.reference is not None:
+            return self.reference.pvalue(c, t)
+        if self.use_t:
+            return float(2 * stats.t.sf(abs(t), self.df_resid))
+        return float(2 * stats.norm.sf(abs(t)))
+
     def contrast_test(self, contrast: Any, value: float = 0.0, *, alpha: float = 0.05) -> dict[str, Any]:
         """Estimate, standard error, interval and two-sided test of ``c'beta = value``."""
         c = self._contrast(contrast)
@@ -200,12 +208,7 @@ class ITSResults:
         se = float(np.sqrt(max(c @ self.cov_params.to_numpy() @ c, 0.0)))
         t = (est - value) / se if se > 0 else float("nan")
         q = self.critical_value(c, alpha)
-        if self.reference is not None:
-            p = self.reference.pvalue(c, t)
-        elif self.use_t:
-            p = float(2 * stats.t.sf(abs(t), self.df_resid))
-        else:
-            p = float(2 * stats.norm.sf(abs(t)))
+        p = self._contrast_pvalue(c, t)
         return {"estimate": est, "std_error": se, "statistic": t, "p_value": p, "critical_value": q,
                 "ci_low": est - q * se, "ci_high": est + q * se}
 
@@ -472,12 +475,7 @@ class ITSResults:
             (centre - q * se, centre + q * se)
         test_value = math.log(S_obs) if count and S_obs > 0 else (S_obs if not count else -math.inf)
         stat = (centre - test_value) / se if se > 0 and math.isfinite(test_value) else float("nan")
-        if self.reference is not None:
-            p_rel = self.reference.pvalue(c, stat)
-        elif self.use_t:
-            p_rel = float(2 * stats.t.sf(abs(stat), self.df_resid))
-        else:
-            p_rel = float(2 * stats.norm.sf(abs(stat)))
+        p_rel = self._contrast_pvalue(c, stat)
         rel = S_obs / S_cf - 1.0
         with np.errstate(divide="ignore"):
             lo, hi = (S_obs / cf_hi - 1.0, S_obs / cf_lo - 1.0) if cf_lo > 0 else (S_obs / cf_hi - 1.0, math.inf)
