@@ -119,7 +119,7 @@ path_table
 # AIC (lower is better):
 
 # %%
-dynamic.table
+dynamic.table.round({"loglike": 1, "aic": 1, "delta_aic": 1})
 
 # %% [markdown]
 # ## The segmented regression (comparable with Stata's `itsa`)

@@ -328,8 +328,9 @@ def data_sentence(spec) -> str:
     y = spec.outcome
     t0 = event_position(y, spec.event_date, spec.parameters["period_label"])
     pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
-    unit = {"D": "day", "W": "week", "M": "month", "MS": "month", "Y": "year", "YS": "year"}.get(
-        spec.freq.split("-")[0], "period")
+    from raidstudy.models.its.data import UNITS
+
+    unit = UNITS.get(spec.freq[0].upper(), "period")
     n_pre_win = min(28, len(pre))
     n_post_win = min(28, len(post))
     before = pre.iloc[-n_pre_win:].mean()

@@ -46,7 +46,9 @@ _KIND_ALIASES = {
     "y": "Y", "ys": "Y", "ye": "Y", "a": "Y", "as": "Y", "year": "Y", "yearly": "Y",
     "annual": "Y",
 }
-_UNITS = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year", "int": "period"}
+#: The period unit in words by frequency kind (the one table every part of raidstudy uses).
+UNITS = {"D": "day", "W": "week", "M": "month", "Q": "quarter", "Y": "year", "int": "period"}
+_UNITS = UNITS
 #: Periods per year by frequency kind (the one table every part of raidstudy uses).
 PERIODS_PER_YEAR = {"D": 365.25, "W": 365.25 / 7.0, "M": 12.0, "Q": 4.0, "Y": 1.0, "int": None}
 _PPY = PERIODS_PER_YEAR
