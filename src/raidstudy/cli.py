@@ -17,6 +17,26 @@ __all__ = ["main", "build_parser"]
 DEFAULT_NOTEBOOK = "notebooks/02-event-study.ipynb"
 
 
+#: Parameters that name files or folders: on the command line they are relative to the
+#: current directory (``~`` expanded), as for every command-line tool.
+PATH_PARAMETERS = ("output_dir", "series_csv", "data_dir")
+
+
+def _cwd_path(value: str) -> str:
+    """A path typed on the command line, for the runner: ``~`` expanded, resolved against the
+    current directory, then written relative to the repository when it lies inside it (the
+    runner's kernels start there), else absolute. An empty value stays empty."""
+    import os
+    from pathlib import Path
+
+    from raidstudy.paths import display_path
+
+    if not str(value).strip():
+        return value
+    path = Path(os.path.abspath(os.path.expanduser(str(value))))
+    return display_path(path, keep_absolute=True)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from raidstudy.study.runs import execute_notebook
     from raidstudy.study.parameters import PARAMETERS
@@ -27,9 +47,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     params: dict[str, str] = {}
     for name, value in args.parameters or []:
-        params[name] = value
-    rec = execute_notebook(args.notebook, params, progress=not args.quiet and sys.stderr.isatty(),
-                           log_output=args.log_output)
+        params[name] = _cwd_path(value) if name in PATH_PARAMETERS else value
+    notebook = args.notebook if args.notebook == DEFAULT_NOTEBOOK else _cwd_path(args.notebook)
+    rec = execute_notebook(notebook, params, progress=not args.quiet and sys.stderr.isatty(),
+                           log_output=args.log_output, force=args.force)
     if not args.quiet:
         from raidstudy.study.runs import _relpath
 
@@ -46,7 +67,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     runs = expand_plan(plan)
     notebook = args.notebook or plan.get("notebook", DEFAULT_NOTEBOOK)
     status = run_batch(notebook, runs, workers=args.workers, scheduler=args.scheduler,
-                       progress=None if not args.quiet else False)
+                       progress=None if not args.quiet else False, force=args.force)
     summary = summarise_runs([r["output_dir"] for r in runs])
     root = plan.get("output_root", "results/batch")
     from raidstudy.io import atomic_write_text
@@ -68,6 +89,17 @@ def _cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse prints one usage line otherwise)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least 1 worker (leave it out to use every CPU)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raidstudy",
@@ -79,17 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a study notebook with papermill into its run directory")
     run.add_argument("notebook", nargs="?", default=DEFAULT_NOTEBOOK, help=f"notebook (default {DEFAULT_NOTEBOOK})")
     run.add_argument("-p", "--parameter", dest="parameters", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="set a parameter (repeatable); `--list-parameters` shows them")
+                     help="set a parameter (repeatable); `--list-parameters` shows them. Paths (output_dir, "
+                          "series_csv, data_dir) are relative to the current directory; without output_dir "
+                          "the run directory follows the study (results/<event>[-<indicator>][-<model>])")
     run.add_argument("--list-parameters", action="store_true", help="list the parameters and their defaults")
     run.add_argument("--log-output", action="store_true", help="show the cells' output while running")
+    run.add_argument("--force", action="store_true",
+                     help="replace a run of another study (event, indicator, model) in the run directory")
     run.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     run.set_defaults(func=_cmd_run)
 
     batch = sub.add_parser("batch", help="run a plan of many event x indicator x specification runs in parallel")
     batch.add_argument("plan", help="plan file (YAML or JSON): base, grid, output_root")
     batch.add_argument("--notebook", default=None, help=f"notebook (default: the plan's, else {DEFAULT_NOTEBOOK})")
-    batch.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPUs)")
+    batch.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default: CPUs)")
     batch.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address, e.g. tcp://host:8786")
+    batch.add_argument("--force", action="store_true",
+                       help="replace runs of other studies found in the plan's run directories")
     batch.add_argument("-q", "--quiet", action="store_true")
     batch.set_defaults(func=_cmd_batch)
 
@@ -121,7 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader went away (`raidstudy events | head`): stop quietly, as Unix tools do.
+        # Point stdout at /dev/null so that the interpreter's final flush does not complain.
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except RaidstudyError as err:
         print(f"raidstudy: error: {err}", file=sys.stderr)
         return 2

@@ -68,6 +68,11 @@ __all__ = [
 
 #: Feeds accepted by default: every feed seen in the 2014-2024 nZEDb dumps
 #: (usenet ``#a.b.*`` channels are accepted by prefix).
+#: nZEDb's ``nuked`` codes (0 none, 1 unnuke, 2 nuke, 3 modnuke, 4 renuke, 5 oldnuke); any
+#: other value is kept (a number as read, anything else as -1), never counted as nuked, and
+#: counted by raw value in the report's ``nuke_values_unknown``.
+KNOWN_NUKE_CODES = (0, 1, 2, 3, 4, 5)
+
 KNOWN_FEEDS = (
     "#pre@corrupt", "xrel", "srrdb", "xrelp2p", "m2v.ru", "orlydb", "prelist",
     "predb.me", "zenet", "abgx", "omgwtfnzbs", "womble", "usenet-crawler",
@@ -193,6 +198,8 @@ class _Batch:
     rows: pa.Table | None
     per_feed: dict[tuple[int, str], int]
     n_valid: int
+    #: Valid rows whose ``nuked`` value is outside nZEDb's codes 0-5, by raw value.
+    unknown_nuke: dict[str, int] | None = None
 
 
 _NO_ROWS = np.zeros(0, np.int64)
@@ -288,6 +295,15 @@ class _Cleaner:
         nk_codes = pc.if_else(is_num, pc.cast(pc.if_else(is_num, nuke_s, "-1"), pa.int8()),
                               pa.scalar(-1, pa.int8()))
         nuke_code = nk_codes.take(nk_idx)
+        known = pc.fill_null(pc.is_in(nk_codes, pa.array(KNOWN_NUKE_CODES, pa.int8())), False).to_numpy(
+            zero_copy_only=False)
+        unknown_nuke: dict[str, int] = {}
+        if not known.all():
+            per_value = np.bincount(nk_idx.to_numpy(zero_copy_only=False), minlength=len(nk_values))
+            raw_values = nk_values.to_pylist()
+            for j in np.flatnonzero(~known & (per_value > 0)).tolist():
+                key = str(raw_values[j])
+                unknown_nuke[key] = unknown_nuke.get(key, 0) + int(per_value[j])
         nr_values, nr_idx = _unquote_codes(col["nukereason"])
         rows = pa.table({
             "title": title,
@@ -300,7 +316,7 @@ class _Cleaner:
             "origin": pa.DictionaryArray.from_arrays(col["file_index"], self.origins),
             "line": col["line"],
         })
-        return _Batch(rows, per_feed, n)
+        return _Batch(rows, per_feed, n, unknown_nuke)
 
 
 def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
@@ -489,6 +505,10 @@ def _ingest_tables(
     for r in results:
         r.table = None  # free the raw columns
     n_valid = sum(b.n_valid for b in parts)
+    unknown_nuke: dict[str, int] = {}
+    for b in parts:
+        for k, v in (b.unknown_nuke or {}).items():
+            unknown_nuke[k] = unknown_nuke.get(k, 0) + v
     offsets = np.cumsum([0] + [b.rows.num_rows for b in parts]).astype(np.int64)
     dedup = _dedup_parts(parts, offsets)
     is_dup = dedup.is_dup
@@ -521,6 +541,8 @@ def _ingest_tables(
     files_report = []
     for res, d in zip(results, dumps):
         status = "unreadable" if res.unreadable else (res.problem or "ok")
+        if res.problem == nzedb.EMPTY_FILE:
+            status = "skipped"
         files_report.append({
             "origin": d.relpath, "created_unix": d.created_unix, "status": status,
             "problem": res.problem, "lines": res.n_lines, "rows_parsed": res.n_rows,
@@ -533,7 +555,8 @@ def _ingest_tables(
             d_rows["origin"].append(d.relpath)
             d_rows["created_unix"].append(d.created_unix)
             d_rows["sha256"].append(res.sha256 or "")
-            d_rows["status"].append(status)
+            # a skipped (0-byte) file tells nothing about its day: coverage treats it as unread
+            d_rows["status"].append("unreadable" if status == "skipped" else status)
             d_rows["lines"].append(res.n_lines)
             d_rows["rows_parsed"].append(res.n_rows)
             d_rows["feed"].append(fd)
@@ -555,6 +578,8 @@ def _ingest_tables(
         "files_unreadable": [f["origin"] for f in files_report if f["status"] == "unreadable"],
         "files_truncated_or_corrupt": [f["origin"] for f in files_report
                                        if f["status"] in ("truncated_gzip", "corrupt_gzip")],
+        "files_skipped": [{"origin": f["origin"], "reason": EMPTY_FILE_REASON}
+                          for f in files_report if f["status"] == "skipped"],
         "files_slow_path": [r.relpath for r in results if r.slow_path],
         "lines_read": lines_read,
         "rows_parsed": sum(r.n_rows for r in results),
@@ -563,6 +588,10 @@ def _ingest_tables(
         "duplicates": dup_total,
         **conflicts,
         "rows_with_bad_bytes": sum(r.n_bad_bytes_rows for r in results),
+        # valid rows (before deduplication) whose nuke value is not one of nZEDb's codes 0-5:
+        # kept (a number as read, other text as -1), never counted as nuked, by raw value
+        "rows_with_unknown_nuke": sum(unknown_nuke.values()),
+        "nuke_values_unknown": dict(sorted(unknown_nuke.items())),
         "skipped": skipped,
         "skipped_total": n_skipped,
         "skipped_examples": {k: v for k, v in examples.items() if v},
@@ -700,6 +729,11 @@ def ingest(
     return report
 
 
+#: Why a 0-byte dump is skipped (in ``ingest_report.json``'s ``files_skipped``).
+EMPTY_FILE_REASON = ("0-byte file: nothing to read (an interrupted download?); its day counts as unread "
+                     "in the coverage. Fetch it again with `raidstudy fetch nzedb`")
+
+
 def summarise(report: dict[str, Any]) -> str:
     """A few lines for stdout from an ingest report."""
     lines = [
@@ -710,11 +744,17 @@ def summarise(report: dict[str, Any]) -> str:
         if v:
             ex = report["skipped_examples"].get(k, [""])[0]
             lines.append(f"  skipped {k}: {v:,}  e.g. {ex[:160]}")
+    if report.get("rows_with_unknown_nuke"):
+        vals = ", ".join(f"{k!r} x{v:,}" for k, v in list(report["nuke_values_unknown"].items())[:5])
+        lines.append(f"  rows with a nuke value outside nZEDb's codes 0-5 (kept, not counted as nuked): "
+                     f"{report['rows_with_unknown_nuke']:,} ({vals})")
     if report["rows_with_bad_bytes"]:
         lines.append(f"  rows with undecodable bytes (kept, replaced by U+FFFD): {report['rows_with_bad_bytes']:,}")
     if report["duplicate_titles_with_different_times"]:
         lines.append(f"  duplicate titles with different pre times (first kept): "
                      f"{report['duplicate_titles_with_different_times']:,}")
+    for f in report.get("files_skipped", []):
+        lines.append(f"  SKIPPED {f['origin']}: {f['reason']}")
     for f in report["files_unreadable"]:
         lines.append(f"  UNREADABLE (skipped): {f}")
     for f in report["files_truncated_or_corrupt"]:

@@ -22,6 +22,34 @@ def _pct_abs(x: float) -> str:
     return f"{fmt_num(abs(x), 3)}%"
 
 
+def _num(x: float, digits: int, sign: bool = False) -> str:
+    """``x`` with ``digits`` significant digits (thousands separators; more digits than
+    :func:`fmt_num` gives large numbers when they are needed)."""
+    import math
+
+    if x is None or not math.isfinite(float(x)):
+        return "n/a"
+    x = float(x)
+    if x == 0:
+        return "0"
+    mag = int(math.floor(math.log10(abs(x))))
+    dec = max(digits - 1 - mag, 0)
+    out = f"{x:,.{dec}f}" if abs(x) >= 1000 else f"{x:.{dec}f}"
+    return ("+" + out) if sign and x > 0 else out
+
+
+def _triple(est: float, lo: float, hi: float, *, sign: bool = False, digits: int = 3) -> tuple[str, str, str]:
+    """An estimate and its interval with enough significant digits to tell the three apart
+    (a Gaussian effect of 1234.5 with interval 1233.9 to 1235.1 must not read as
+    "1,235 (1,234 to 1,235)" or "+1.23e+03 (+1.23e+03 to +1.23e+03)")."""
+    vals = [est, lo, hi]
+    out = tuple(_num(v, digits, sign) for v in vals)
+    while digits < 10 and len(set(out)) < len(set(float(v) for v in vals)):
+        digits += 1
+        out = tuple(_num(v, digits, sign) for v in vals)
+    return out  # type: ignore[return-value]
+
+
 def _plural(unit: str, n: Any) -> str:
     try:
         return unit if abs(float(n)) == 1 else unit + "s"
@@ -74,9 +102,10 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
         )
     else:
         word = "fell" if L["estimate"] < 0 else "rose"
+        est, lo, hi = _triple(abs(L["estimate"]), L["ci_low"], L["ci_high"])
         out["level"] = (
-            f"Immediately after {event_label} ({ev_date}), {outcome_label} {word} by {fmt_num(abs(L['estimate']))} "
-            f"relative to the pre-event trend ({ci_lab}: {fmt_num(L['ci_low'])} to {fmt_num(L['ci_high'])})."
+            f"Immediately after {event_label} ({ev_date}), {outcome_label} {word} by {est} "
+            f"relative to the pre-event trend ({ci_lab}: {lo} to {hi})."
         )
     S = e.get("slope")
     if S:
@@ -86,9 +115,10 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
                 f"({ci_lab}: {S['pct_ci_low']:+.3g}% to {S['pct_ci_high']:+.3g}%)."
             )
         else:
+            est, lo, hi = _triple(S["estimate"], S["ci_low"], S["ci_high"], sign=True)
             out["slope"] = (
-                f"After {event_label} the trend changed by {S['estimate']:+.3g} per {unit} "
-                f"({ci_lab}: {S['ci_low']:+.3g} to {S['ci_high']:+.3g})."
+                f"After {event_label} the trend changed by {est} per {unit} "
+                f"({ci_lab}: {lo} to {hi})."
             )
     R = e["relative"]
     pw = e.get("post_window", {})
@@ -155,9 +185,17 @@ def sentences(results_dict: dict, *, outcome_label: str, event_label: str, unit:
     cov = m.get("cov_description", m.get("cov_type", ""))
     fam = {"negbin": "negative binomial", "poisson": "Poisson", "quasipoisson": "quasi-Poisson",
            "gaussian": "Gaussian (OLS)"}.get(m.get("family"), m.get("family"))
+    # A comparative model stacks the treated and control series: its nobs counts the rows of
+    # both, so the periods are the treated series' own (before plus from the event on).
+    if m.get("comparative") and m.get("n_pre") is not None and m.get("n_post") is not None:
+        n_ctl = len(m.get("control") or []) or 1
+        length = (f"{m['n_pre'] + m['n_post']} {_plural(unit, 2)} of the treated series beside "
+                  f"{n_ctl} control series ({m.get('nobs')} rows in all; ")
+    else:
+        length = f"{m.get('nobs')} {_plural(unit, 2)} ("
     out["model"] = (
-        f"Estimates come from a {fam} interrupted time-series model of {m.get('nobs')} {_plural(unit, 2)} "
-        f"({m.get('n_pre')} before and {m.get('n_post')} from the event on"
+        f"Estimates come from a {fam} interrupted time-series model of {length}"
+        f"{m.get('n_pre')} before and {m.get('n_post')} from the event on"
         + (f", {len(m.get('missing') or [])} missing" if m.get("missing") else "")
         + (f", {len(m.get('excluded') or [])} transition {_plural(unit, len(m.get('excluded') or []))} excluded"
            if m.get("excluded") else "")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["estimates_table", "effects_table", "to_markdown", "to_latex", "fmt_num"]
+__all__ = ["estimates_table", "effects_table", "to_markdown", "to_latex", "fmt_num", "readable", "readable_number"]
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:
@@ -146,11 +147,87 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
     return df
 
 
-def to_markdown(df: pd.DataFrame, *, floatfmt: str = ".4g") -> str:
-    """GitHub-flavoured Markdown table (via tabulate)."""
+def _is_p_column(name: Any) -> bool:
+    n = str(name).lower().replace("-", "_").replace(" ", "_")
+    return n in ("p", "p_value", "pvalue", "p_val") or n.endswith("_p_value") or n.startswith("p_value")
+
+
+def readable_number(x: Any, digits: int = 4) -> str:
+    """A number as people write it in a table: ``digits`` significant digits (whole numbers
+    from 1,000 on, with thousands separators), no exponent except for magnitudes below 0.0001 (``1.2e-19``),
+    ``0`` for zero and an empty cell for a missing value.
+
+    Examples
+    --------
+    >>> [readable_number(v) for v in (0.0, -106501.3, 0.0001226, 7.4e-99, float("nan"), 12.0, 0.94153)]
+    ['0', '-106,501', '0.0001226', '7.40e-99', '', '12', '0.9415']
+    """
+    if x is None or isinstance(x, bool):
+        return "" if x is None else str(x)
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not math.isfinite(v):
+        return "" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if v == 0:
+        return "0"
+    if float(v).is_integer() and abs(v) < 1e15:
+        return f"{int(v):,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) < 1e-4:
+        return f"{v:.{max(digits - 2, 1)}e}"
+    mag = int(math.floor(math.log10(abs(v))))
+    dec = max(digits - 1 - mag, 0)
+    out = f"{v:.{dec}f}"
+    return out.rstrip("0").rstrip(".") if "." in out else out
+
+
+def readable(df: pd.DataFrame, *, digits: int = 4) -> pd.DataFrame:
+    """The table as text for readers: numbers by :func:`readable_number`, p-values as
+    ``0.025`` or ``< 0.001``, missing values as empty cells (never ``NaN`` or ``0.000000e+00``).
+
+    Use it to display a DataFrame in a notebook or report; the numbers themselves stay in
+    ``results.json``.
+    """
+    def missing(v: Any) -> bool:
+        try:
+            return v is None or bool(pd.isna(v))
+        except (TypeError, ValueError):  # a list or array in a cell
+            return False
+
+    def cell(v: Any, p_col: bool) -> str:
+        if missing(v):
+            return ""
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            return _fmt_p(float(v)) if p_col else readable_number(v, digits)
+        return str(v)
+
+    out = pd.DataFrame(index=df.index)
+    for i, col in enumerate(df.columns):
+        p_col = _is_p_column(col)
+        out[i] = [cell(v, p_col) for v in df.iloc[:, i]]
+    out.columns = df.columns
+    return out
+
+
+def to_markdown(df: pd.DataFrame, *, floatfmt: str | None = None) -> str:
+    """GitHub-flavoured Markdown table (via tabulate), numbers as :func:`readable` writes them.
+
+    ``floatfmt`` (a format spec such as ``".4g"``) formats the floats with tabulate instead.
+    """
     from tabulate import tabulate
 
-    return tabulate(df, headers="keys", tablefmt="github", floatfmt=floatfmt, missingval="n/a")
+    if floatfmt is not None:
+        return tabulate(df, headers="keys", tablefmt="github", floatfmt=floatfmt, missingval="n/a")
+    text = readable(df)
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    align = ["right" if pd.api.types.is_numeric_dtype(df.index) else "left"] + \
+        ["right" if n else "left" for n in numeric]
+    return tabulate(text, headers="keys", tablefmt="github", disable_numparse=True, colalign=align)
 
 
 _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",

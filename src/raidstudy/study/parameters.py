@@ -10,7 +10,10 @@ strings), so every parameter here is a flat scalar.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,8 +28,11 @@ __all__ = [
     "StudySpec",
     "check_names",
     "coerce_parameters",
+    "default_output_dir",
     "default_parameters",
     "notebook_parameters",
+    "study_identity",
+    "check_run_directory",
     "validate_parameters",
     "MODEL_FAMILIES",
     "COV_TYPES",
@@ -106,9 +112,11 @@ _NOTEBOOK_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
 def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """The study parameters defined in a notebook's namespace (pass ``globals()``).
 
-    Every public scalar (str, int, float, bool or None) counts, so a misspelt name that
-    papermill injected (``-p pre_period 100``) reaches :func:`validate_parameters` and is
-    refused there instead of being silently ignored. Call it right after the parameters
+    Every public scalar (str, int, float, bool or None) and every list counts, so a
+    misspelt name that papermill injected (``-p pre_period 100``) and a list value
+    (``-y "feeds: [xrel, srrdb]"``) reach :func:`validate_parameters`, which joins a list
+    for the comma-separated parameters and refuses it for the others, instead of either
+    being silently ignored. Call it right after the parameters
     cell, before other scalars are defined.
 
     Examples
@@ -116,12 +124,36 @@ def notebook_parameters(namespace: Mapping[str, Any]) -> dict[str, Any]:
     >>> notebook_parameters({"event_id": "sparks_2020", "_hidden": 1, "pd": object()})
     {'event_id': 'sparks_2020'}
     """
-    return {
+    found = {
         k: v
         for k, v in namespace.items()
         if not k.startswith("_") and k not in _NOTEBOOK_NAMES
-        and (v is None or isinstance(v, (str, int, float, bool)))
+        and (v is None or isinstance(v, (str, int, float, bool, list, tuple)))
     }
+    default_dir = PARAMETERS["output_dir"].default
+    if found.get("output_dir") == default_dir:
+        # papermill without -p output_dir leaves the parameters cell's default, the SPARKS
+        # 2020 folder: another study goes to its own folder instead of replacing that one.
+        try:
+            derived = coerce_parameters({k: v for k, v in found.items() if k != "output_dir"})["output_dir"]
+        except ParameterError:
+            return found  # validate_parameters reports the bad parameter
+        if derived != default_dir:
+            import warnings
+
+            warnings.warn(
+                f"output_dir {default_dir!r} is the default study's folder (SPARKS 2020); this study "
+                f"({found.get('event_id', PARAMETERS['event_id'].default)}) writes to {derived!r}. "
+                "Pass -p output_dir to choose another folder",
+                stacklevel=2,
+            )
+            found["output_dir"] = derived
+    try:
+        check_run_directory(coerce_parameters(found))
+    except ParameterError as err:
+        if err.name == "output_dir":
+            raise
+    return found
 
 
 def default_parameters() -> dict[str, Any]:
@@ -146,6 +178,23 @@ def check_names(params: Mapping[str, Any]) -> None:
             raise ParameterError(name, params[name], "unknown parameter name", accepted=list(PARAMETERS), hint=hint)
 
 
+#: The parameters that hold several comma-separated values; a list given for one of them
+#: (papermill's ``-y "feeds: [xrel, srrdb]"``, a YAML plan) is joined with commas.
+LIST_PARAMETERS = frozenset({"feeds", "families", "control_feeds", "holidays"})
+
+
+def _date_string(name: str, value: Any) -> str:
+    """A date object as ``YYYY-MM-DD``; a date-time with a time of day is refused."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        raise ParameterError(name, str(value), "carries a time zone; the indicators are UTC days",
+                             hint="write the UTC date as YYYY-MM-DD")
+    if ts != ts.normalize():
+        raise ParameterError(name, str(value), "has a time of day; the indicators are days",
+                             hint="write the date as YYYY-MM-DD")
+    return ts.strftime("%Y-%m-%d")
+
+
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 
@@ -155,6 +204,21 @@ def _coerce(p: Parameter, value: Any) -> Any:
         raise ParameterError(p.name, value, f"must be a {p.type.__name__}, not None", hint=f"the default is {p.default!r}")
     if isinstance(value, np.generic):
         value = value.item()  # numpy scalars from Python callers behave as their Python twins
+    if isinstance(value, (list, tuple)):
+        if p.name not in LIST_PARAMETERS:
+            raise ParameterError(p.name, list(value), "takes one value, not a list",
+                                 hint="only " + ", ".join(sorted(LIST_PARAMETERS)) + " accept several values")
+        items = []
+        for v in value:
+            if isinstance(v, np.generic):
+                v = v.item()
+            if isinstance(v, (_dt.date, pd.Timestamp)):
+                v = _date_string(p.name, v)
+            if not isinstance(v, str) or not v.strip() or "," in v:
+                raise ParameterError(p.name, list(value), f"list item {v!r} is not a single name",
+                                     hint="give a list of names or one comma-separated string")
+            items.append(v.strip())
+        return ",".join(items)
     if p.type is bool:
         if isinstance(value, bool):
             return value
@@ -187,8 +251,8 @@ def _coerce(p: Parameter, value: Any) -> Any:
             raise ParameterError(p.name, value, "must be a finite number")
         return out
     if p.type is str:
-        if isinstance(value, (pd.Timestamp,)):
-            return value.strftime("%Y-%m-%d")
+        if isinstance(value, (_dt.date, pd.Timestamp)):
+            return _date_string(p.name, value)
         if hasattr(value, "isoformat") and not isinstance(value, str):
             return value.isoformat()
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -211,7 +275,71 @@ def coerce_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
     for name, value in params.items():
         out[name] = _coerce(PARAMETERS[name], value)
     _check_scalars(out)
+    if "output_dir" not in params:
+        out["output_dir"] = default_output_dir(out)
     return out
+
+
+#: The parameters that say which study a run is: the event, the indicator and the model.
+#: A run directory holding a run of another study is not overwritten without ``--force``.
+IDENTITY_PARAMETERS = ("event_id", "event_date", "series_csv", "series_name", "control_series", "feeds",
+                       "families", "measure", "control_feeds", "model_family")
+
+
+def study_identity(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The study a parameter set describes (event, indicator, model), for comparing runs."""
+    defaults = default_parameters()
+    return {k: p.get(k, defaults[k]) for k in IDENTITY_PARAMETERS}
+
+
+_DEFAULT_IDENTITY = {k: PARAMETERS[k].default for k in IDENTITY_PARAMETERS}
+
+
+def _slug_part(v: str) -> str:
+    s = "".join(c if c.isalnum() or c in "._" else "-" for c in str(v).lower().replace("_", "-"))
+    while "--" in s:
+        s = s.replace("--", "-")
+    return s.strip("-.") or "x"
+
+
+def default_output_dir(p: Mapping[str, Any]) -> str:
+    """The run directory of a study when ``output_dir`` is not given: ``results/<event>`` plus
+    the indicator and the model when they are not the defaults.
+
+    The default study (SPARKS 2020 with the default feeds and model) keeps
+    ``results/sparks-2020``; other parameters (windows, covariance, ...) do not change it.
+
+    Examples
+    --------
+    >>> default_output_dir(default_parameters())
+    'results/sparks-2020'
+    >>> default_output_dir({**default_parameters(), "event_id": "zlibrary_2022", "families": "books"})
+    'results/zlibrary-2022-books'
+    >>> default_output_dir({**default_parameters(), "feeds": "xrelp2p", "model_family": "gaussian"})
+    'results/sparks-2020-xrelp2p-gaussian'
+    """
+    ident = study_identity(p)
+    if ident == _DEFAULT_IDENTITY:
+        return PARAMETERS["output_dir"].default
+    d = _DEFAULT_IDENTITY
+    parts = [_slug_part(ident["event_id"])]
+    if ident["event_date"]:
+        parts.append(ident["event_date"])
+    if ident["series_csv"]:
+        parts.append(_slug_part(ident["series_name"] or Path(ident["series_csv"]).stem))
+    else:
+        if ident["feeds"] != d["feeds"]:
+            parts.append(_slug_part(ident["feeds"].replace(",", "+")))
+        if ident["families"] != d["families"]:
+            parts.append(_slug_part(ident["families"].replace(",", "+")))
+        if ident["measure"] != d["measure"]:
+            parts.append("nuked" if ident["measure"] == "n_nuked" else _slug_part(ident["measure"]))
+    control = ident["control_feeds"] or ident["control_series"]
+    if control:
+        parts.append("vs-" + _slug_part(control.replace(",", "+")))
+    if ident["model_family"] != d["model_family"]:
+        parts.append(ident["model_family"])
+    return "results/" + "-".join(parts)
 
 
 def _split(value: str) -> list[str]:
@@ -286,7 +414,22 @@ def _check_scalars(p: dict[str, Any]) -> None:
         )
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _parse_date(name: str, value: str) -> pd.Timestamp:
+    """An ISO date ``YYYY-MM-DD``; anything else (``01/09/2020`` is ambiguous) is refused."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
+        try:
+            ts = pd.Timestamp(value) if isinstance(value, str) and _ISO_DATE.match(value.strip()) else None
+        except (ValueError, TypeError):
+            ts = None
+        if ts is not None and ts is not pd.NaT and ts.tzinfo is not None:
+            raise ParameterError(name, value, "carries a time zone; the indicators are UTC days",
+                                 hint="write the UTC date as YYYY-MM-DD")
+        raise ParameterError(name, value, "is not an ISO date (YYYY-MM-DD)",
+                             hint="write dates as YYYY-MM-DD, e.g. 2020-09-01; day/month orders are ambiguous")
+    value = value.strip()
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError):
@@ -325,10 +468,7 @@ class StudySpec:
 
     @property
     def output_dir(self) -> Path:
-        from raidstudy.paths import repo_root
-
-        out = Path(self.parameters["output_dir"])
-        return out if out.is_absolute() else repo_root() / out
+        return resolve_path(self.parameters["output_dir"])
 
     @property
     def hac_lags(self) -> int | str | None:
@@ -386,9 +526,33 @@ class StudySpec:
 
         return ITS(self.model_data(), event=self.event_date, **self.its_kwargs())
 
+    def effect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`ITSResults.effects` (and ``to_dict``) for this study:
+        ``alpha``, ``recovery_share``, ``n_sim`` and ``seed``, as the report uses them."""
+        p = self.parameters
+        return dict(alpha=p["alpha"], recovery_share=p["recovery_share"], n_sim=p["n_sim"], seed=p["seed"])
+
     def fit(self):
-        """Build the model and fit it with the spec's covariance settings."""
-        return self.build_model().fit(**self.fit_kwargs())
+        """Build the model and fit it with the spec's covariance settings.
+
+        The returned results' ``effects()``, ``predictions()`` and ``to_dict()`` default to
+        the study's ``alpha``, ``recovery_share``, ``n_sim`` and ``seed``
+        (:meth:`effect_kwargs`), so called without arguments they give the report's numbers;
+        explicit keywords still override them.
+        """
+        import functools
+
+        res = self.build_model().fit(**self.fit_kwargs())
+        kw = self.effect_kwargs()
+        for name, keys in (("effects", ("alpha", "recovery_share", "n_sim", "seed")),
+                           ("to_dict", ("alpha", "recovery_share", "n_sim", "seed")),
+                           ("predictions", ("n_sim", "seed"))):
+            method = getattr(res, name, None)
+            if method is not None:
+                bound = functools.partial(method, **{k: kw[k] for k in keys})
+                functools.update_wrapper(bound, method)
+                setattr(res, name, bound)
+        return res
 
     def describe(self) -> pd.DataFrame:
         """The study design as a two-column table (for the notebook and the report)."""
@@ -483,6 +647,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
 
     freq = _freq_of(outcome_full)
     outcome, control = _window(p, event, event_date, outcome_full, control_full, freq)
+    _check_pre_counts(p, event_date, outcome, control, label)
 
     from raidstudy.io import sha256_bytes
     from raidstudy.models.simulate import is_simulated
@@ -523,6 +688,49 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
     return spec
 
 
+def resolve_path(value: str) -> Path:
+    """A path parameter as a path: ``~`` expanded; a relative path is relative to the repository
+    (the folder the runner starts kernels in; ``raidstudy run`` turns paths typed relative to
+    the current directory into these)."""
+    from raidstudy.paths import repo_root
+
+    path = Path(os.path.expanduser(str(value)))
+    return path if path.is_absolute() else repo_root() / path
+
+
+def check_run_directory(p: Mapping[str, Any]) -> None:
+    """Refuse a run directory that holds a run of another study (event, indicator or model).
+
+    Raises
+    ------
+    ParameterError
+        Naming ``output_dir``, the study already there and what to do.
+    """
+    import json
+
+    out = resolve_path(p["output_dir"])
+    record = out / "run.json"
+    if not record.is_file():
+        return
+    try:
+        old = json.loads(record.read_text()).get("parameters")
+    except (OSError, ValueError, AttributeError):
+        return  # an unreadable record is the runner's business (it rewrites run.json)
+    if not isinstance(old, dict) or not old:
+        return  # a record that does not say which study it holds cannot be compared
+    old_id, new_id = study_identity(old), study_identity(p)
+    if old_id == new_id:
+        return
+    diff = [k for k in IDENTITY_PARAMETERS if old_id[k] != new_id[k]]
+    was = ", ".join(f"{k}={old_id[k]!r}" for k in diff)
+    raise ParameterError(
+        "output_dir", p["output_dir"], f"holds a run of another study ({was}; this one has "
+        + ", ".join(f"{k}={new_id[k]!r}" for k in diff) + ")",
+        hint=f"choose another output_dir (e.g. {default_output_dir(p)}), or replace that run with --force "
+             "(`raidstudy run --force`, `raidstudy batch --force`)",
+    )
+
+
 def _rel(path: Path, root: Path) -> str:
     from raidstudy.paths import display_path
 
@@ -533,8 +741,7 @@ def _load_bundled(p: dict[str, Any], root: Path):
     from raidstudy.data import indicators
     from raidstudy.io import sha256_file
 
-    data_dir = Path(p["data_dir"])
-    data_dir = data_dir if data_dir.is_absolute() else root / data_dir
+    data_dir = resolve_path(p["data_dir"])
     if not data_dir.is_dir():
         raise ParameterError(
             "data_dir", p["data_dir"], "folder not found",
@@ -544,7 +751,15 @@ def _load_bundled(p: dict[str, Any], root: Path):
     families = None if p["families"].lower() == "all" else _split(p["families"])
     if feeds is not None and not feeds:
         raise ParameterError("feeds", p["feeds"], "names no feed", accepted=indicators.available_feeds(data_dir))
-    outcome = indicators.indicator_series(feeds=feeds, families=families, measure=p["measure"], data_dir=data_dir)
+    try:
+        outcome = indicators.indicator_series(feeds=feeds, families=families, measure=p["measure"], data_dir=data_dir)
+    except ParameterError as err:
+        if err.name in ("feeds", "families"):
+            # the study's parameter (and its value as given), in good English ("unknown family")
+            problem = err.problem.replace("unknown familie", "unknown family")
+            raise ParameterError(err.name, p[err.name] if err.value is None else err.value, problem,
+                                 accepted=err.accepted) from None
+        raise
     control = None
     if p["control_feeds"]:
         cfeeds = _split(p["control_feeds"])
@@ -574,8 +789,7 @@ def _load_csv_series(p: dict[str, Any], root: Path):
     from raidstudy.io import sha256_file
     from raidstudy.data.sources.generic_csv import read_indicator_csv
 
-    path = Path(p["series_csv"])
-    path = path if path.is_absolute() else root / path
+    path = resolve_path(p["series_csv"])
     if not path.is_file():
         raise ParameterError("series_csv", p["series_csv"], "file not found", hint="give a date,value[,series] CSV")
     outcome = read_indicator_csv(path, series=p["series_name"] or None)
@@ -589,6 +803,38 @@ def _load_csv_series(p: dict[str, Any], root: Path):
     files = {_rel(path, root): sha256_file(path)}
     label = p["series_name"] or outcome.name or path.stem
     return outcome, control, files, str(label)
+
+
+def _check_pre_counts(p: dict[str, Any], event_date: pd.Timestamp, outcome: pd.Series,
+                      control: pd.Series | None, label: str) -> None:
+    """Refuse a count model whose outcome (or control) is zero on every pre-event period.
+
+    A rate ratio against a pre-period without a single event is undefined: the fit
+    diverges and reports a level change with an absurd standard error instead of failing.
+    """
+    from raidstudy.models.its.vocabulary import COUNT_FAMILIES
+
+    if p["model_family"] not in COUNT_FAMILIES:
+        return
+    t0 = event_position(outcome, event_date, p["period_label"])
+    for what, series, name, hint in (
+        ("outcome", outcome, "series_csv" if p["series_csv"] else "feeds",
+         "choose an indicator with pre-event counts (other feeds, families or measure), or a later event"),
+        ("control", control, "control_series" if p["series_csv"] else "control_feeds",
+         "choose a control with pre-event counts"),
+    ):
+        if series is None:
+            continue
+        pre = series.iloc[:t0].dropna()
+        if len(pre) and (pre == 0).all():
+            value = p[name] or label
+            raise ParameterError(
+                name, value,
+                f"the {what} ({label if what == 'outcome' else value}) is zero on all {len(pre)} observed pre-event "
+                f"periods ({pre.index[0].date()} to {pre.index[-1].date()}), so a {p['model_family']} model "
+                "has no rate to compare with (its level change would be meaningless)",
+                hint=hint,
+            )
 
 
 def _freq_of(series: pd.Series) -> str:

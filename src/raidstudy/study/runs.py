@@ -79,19 +79,72 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def render_html(notebook: str | Path, html: str | Path) -> Path:
-    """Render an executed notebook as HTML for readers: narrative, tables and figures, no code."""
+#: The report's template: the lab template without anything loaded from the network
+#: (require.js, MathJax, Mermaid and the widget manager come from a CDN), so the report
+#: renders the same offline. The study notebooks use no LaTeX math, diagrams or widgets.
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def report_title(results: Mapping[str, Any] | None) -> str:
+    """The report's HTML title from a ``results.json`` dict: the event, its date and the outcome."""
+    if not results:
+        return "raidstudy report"
+    ev = results.get("event") or {}
+    name = ev.get("name") or ev.get("id") or "event"
+    date = str(ev.get("date") or "")[:10]
+    outcome = (results.get("data") or {}).get("outcome")
+    title = f"{name}" + (f", {date}" if date else "")
+    if outcome:
+        title += f": {outcome}"
+    return f"raidstudy: {title}"
+
+
+def render_html(notebook: str | Path, html: str | Path, *, title: str | None = None) -> Path:
+    """Render an executed notebook as HTML for readers: narrative, tables and figures, no code.
+
+    The page loads nothing from the network (it reads the same offline), and its title
+    is ``title`` (default: from the ``results.json`` beside ``html``, naming the study).
+    """
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    if title is None:
+        res_path = Path(html).parent / "results.json"
+        try:
+            title = report_title(json.loads(res_path.read_text())) if res_path.is_file() else None
+        except (OSError, ValueError):
+            title = None
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+        extra_loaders=[jinja2.DictLoader({"raidstudy_report.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="raidstudy_report.html.j2",
+    )
+    nb.metadata["title"] = title or "raidstudy report"
     body, _ = exporter.from_notebook_node(nb)
     return atomic_write_text(html, body)
 
 
+def check_output_dir(out: Path, given: Any = None) -> None:
+    """Refuse a run directory that is a file, or lies under one (before anything runs)."""
+    given = str(given if given is not None else out)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            what = "is a file" if p == out else f"lies under {_relpath(p)}, which is a file"
+            raise ParameterError("output_dir", given, f"{what}, not a folder",
+                                 hint="choose a folder for the run's results (it is created if needed)")
+        if p.is_dir():
+            break
+
+
 def _resolve(path: str | Path) -> Path:
-    path = Path(path)
+    path = Path(os.path.expanduser(str(path)))
     return path if path.is_absolute() else repo_root() / path
 
 
@@ -102,6 +155,7 @@ def execute_notebook(
     progress: bool = False,
     log_output: bool = False,
     validate: bool = True,
+    force: bool = False,
 ) -> RunRecord:
     """Validate parameters, run a notebook with papermill and render its HTML report.
 
@@ -116,6 +170,14 @@ def execute_notebook(
         Passed to papermill (a progress bar; the cells' output on the terminal).
     validate : bool
         Run the full :func:`raidstudy.study.parameters.validate_parameters` (loads the series) first.
+    force : bool
+        Replace a run of another study (event, indicator or model) in ``output_dir``;
+        without it such a run directory is refused. A rerun of the same study always
+        replaces the earlier run.
+
+    Without ``output_dir`` the run directory follows the study
+    (:func:`raidstudy.study.parameters.default_output_dir`): ``results/sparks-2020`` for the
+    default study, ``results/zlibrary-2022`` for ``event_id=zlibrary_2022``, and so on.
 
     Returns
     -------
@@ -131,16 +193,19 @@ def execute_notebook(
     """
     import papermill as pm
 
-    from raidstudy.study.parameters import coerce_parameters, validate_parameters
+    from raidstudy.study.parameters import check_run_directory, coerce_parameters, validate_parameters
     from raidstudy.study.artefacts import start_run_record
 
     nb_path = _resolve(notebook)
     if not nb_path.is_file():
         raise ParameterError("notebook", str(notebook), "file not found", hint="see notebooks/ for the study notebooks")
     params = coerce_parameters(dict(parameters or {}))
+    out = _resolve(params["output_dir"])
+    check_output_dir(out, params["output_dir"])
+    if not force:
+        check_run_directory(params)
     if validate:
         validate_parameters(params)
-    out = _resolve(params["output_dir"])
     start_run_record(out, params, notebook=_relpath(nb_path))
     t0 = time.perf_counter()
     executed = out / "notebook.ipynb"
@@ -234,6 +299,8 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in dict(plan.get("grid", {})).items()}
     check_names(base)
     check_names(grid)
+    for name, values in grid.items():
+        _check_grid_values(name, values)
     root = str(plan.get("output_root", "results/batch")).rstrip("/")
     if not root or Path(root).is_absolute() or ".." in Path(root).parts:
         raise ParameterError("output_root", plan.get("output_root"), "must be a folder inside the repository",
@@ -256,6 +323,23 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
+def _check_grid_values(name: str, values: list[Any]) -> None:
+    """Refuse an empty grid list and values that are the same once parsed (``"5"`` and ``"05"``)."""
+    from raidstudy.study.parameters import PARAMETERS, _coerce
+
+    if not values:
+        raise ParameterError(f"grid.{name}", values, "is an empty list", hint="give at least one value or drop it")
+    seen: dict[Any, Any] = {}
+    for v in values:
+        parsed = _coerce(PARAMETERS[name], v)
+        key = parsed.lower() if isinstance(parsed, str) and name != "holidays" else parsed
+        if key in seen:
+            raise ParameterError(f"grid.{name}", values,
+                                 f"values {seen[key]!r} and {v!r} are the same study once parsed ({parsed!r})",
+                                 hint="list each value once")
+        seen[key] = v
+
+
 def _slug(v: Any) -> str:
     s = str(v).lower()
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in s).strip("-") or "x"
@@ -269,17 +353,54 @@ def load_plan(path: str | Path) -> dict[str, Any]:
     text = path.read_text()
     try:
         if path.suffix in (".yml", ".yaml"):
-            import yaml
-
-            return yaml.safe_load(text)
-        return json.loads(text)
+            return _load_yaml_unique(text)
+        return json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as err:
+        raise ParameterError("plan", str(path), f"key {err.key!r} appears twice{err.where}",
+                             hint="each key may appear once; the second would silently replace the first") from None
     except Exception as err:  # yaml and json raise their own error types
         raise ParameterError("plan", str(path), f"cannot be parsed ({type(err).__name__}: {err})".replace("\n", " ")) from None
 
 
-def _run_one(notebook: str, params: dict[str, Any]) -> dict[str, Any]:
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, where: str = ""):
+        super().__init__(key)
+        self.key, self.where = key, where
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _load_yaml_unique(text: str) -> Any:
+    """``yaml.safe_load`` that refuses a key repeated in one mapping (PyYAML keeps the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        loader.flatten_mapping(node)
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(key, f" (lines {seen[key] + 1} and {key_node.start_mark.line + 1})")
+            seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _run_one(notebook: str, params: dict[str, Any], force: bool = False) -> dict[str, Any]:
     try:
-        rec = execute_notebook(notebook, params)
+        rec = execute_notebook(notebook, params, force=force)
         return {"output_dir": params["output_dir"], "status": "complete", "seconds": round(rec.seconds, 1)}
     except Exception as err:  # one failed run (a dead kernel included) must not stop the batch
         return {"output_dir": params["output_dir"], "status": "failed", "error": f"{type(err).__name__}: {err}"}
@@ -292,6 +413,7 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool | None = None,
+    force: bool = False,
 ) -> list[dict[str, Any]]:
     """Run a notebook once per parameter set, in parallel.
 
@@ -311,6 +433,9 @@ def run_batch(
         which must see the same repository and data at the same relative paths.
     progress : bool, optional
         A tqdm bar; default: only when standard error is a terminal.
+    force : bool
+        Replace runs of other studies found in the runs' directories (else refused before
+        any run starts).
 
     Returns
     -------
@@ -321,19 +446,27 @@ def run_batch(
 
     from tqdm.auto import tqdm
 
-    from raidstudy.study.parameters import validate_parameters
+    from raidstudy.study.parameters import check_run_directory, coerce_parameters, validate_parameters
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ParameterError("workers", workers, "must be a whole number of at least 1",
+                             hint=f"leave it out to use every CPU ({os.cpu_count() or 1} here)")
+    if scheduler is not None:
+        scheduler = check_scheduler(scheduler)
     runs = [dict(r) for r in runs]
     for r in runs:
+        check_output_dir(_resolve(r["output_dir"]), r["output_dir"])
+        if not force:
+            check_run_directory(coerce_parameters(r))
         validate_parameters(r)
     nb = str(_resolve(notebook))
     disable = not (sys.stderr.isatty() if progress is None else progress)
     results: list[dict[str, Any] | None] = [None] * len(runs)
     if scheduler:
-        from distributed import Client, as_completed
+        from distributed import as_completed
 
-        with Client(scheduler) as client:
-            futs = {client.submit(_run_one, nb, r, pure=False): i for i, r in enumerate(runs)}
+        with _connect(scheduler) as client:
+            futs = {client.submit(_run_one, nb, r, force, pure=False): i for i, r in enumerate(runs)}
             for fut in tqdm(as_completed(futs), total=len(futs), disable=disable, desc="runs"):
                 results[futs[fut]] = fut.result()
     else:
@@ -341,10 +474,42 @@ def run_batch(
 
         n = workers or os.cpu_count() or 1
         with ProcessPoolExecutor(max_workers=n) as pool:
-            futs = {pool.submit(_run_one, nb, r): i for i, r in enumerate(runs)}
+            futs = {pool.submit(_run_one, nb, r, force): i for i, r in enumerate(runs)}
             for fut in tqdm(cf_completed(futs), total=len(futs), disable=disable, desc="runs"):
                 results[futs[fut]] = fut.result()
     return [r for r in results if r is not None]
+
+
+#: Seconds to wait for a Dask scheduler before giving up with one line.
+SCHEDULER_TIMEOUT = 10
+
+
+def check_scheduler(address: str) -> str:
+    """A Dask scheduler address as ``tcp://host:port`` (or ``tls://``, ``ws://``, ``wss://``, ``inproc://``);
+    anything else is refused with one line before a connection is tried."""
+    import re
+
+    a = str(address).strip()
+    m = re.fullmatch(r"(?:(tcp|tls|ws|wss|inproc|ucx)://)?([^\s:/]+|\[[0-9a-fA-F:]+\])(?::(\d+))?/?", a)
+    if not a or m is None or (m.group(1) != "inproc" and m.group(3) is None):
+        raise ParameterError("scheduler", address, "is not a scheduler address",
+                             hint="write it as tcp://HOST:PORT, e.g. tcp://scheduler:8786")
+    if m.group(3) is not None and not 0 < int(m.group(3)) < 65536:
+        raise ParameterError("scheduler", address, f"port {m.group(3)} is out of range (1-65535)",
+                             hint="the Dask scheduler's default port is 8786")
+    return a if m.group(1) else "tcp://" + a
+
+
+def _connect(address: str):
+    """A ``distributed.Client`` for ``address``, or one line saying why not (in seconds, not minutes)."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise RunError(f"cannot reach the Dask scheduler at {address} within {SCHEDULER_TIMEOUT} s "
+                       f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no answer'}); "
+                       "check the address and that the scheduler is running") from None
 
 
 def summarise_runs(output_dirs: Iterable[str | Path]) -> "Any":

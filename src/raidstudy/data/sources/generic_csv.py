@@ -11,7 +11,8 @@ line naming the columns (case and surrounding spaces ignored). Example::
 Dates are ISO (``YYYY-MM-DD``). The frequency is inferred from the dates: daily, weekly
 (all dates on one weekday, 7-day multiples apart), monthly (all first or all last days of a
 month) or yearly (all 1 January or all 31 December). Missing periods become NaN on a regular
-index of that frequency; an empty ``value`` is NaN too.
+index of that frequency; an empty ``value`` (or ``NA``/``NaN``) is NaN too. An infinite value
+(``inf``) is refused with its line: it is neither a count nor a missing period.
 """
 from __future__ import annotations
 
@@ -77,8 +78,8 @@ def read_indicator_csv(path: str | os.PathLike, *, series: str | None = None) ->
     Raises
     ------
     DataError
-        Missing file or columns, an unparsable date or value (with its line number),
-        duplicate dates.
+        Missing file or columns, an unparsable date or value or an infinite value (with
+        its line number), duplicate dates.
     ParameterError
         Several series and ``series`` not given, or ``series`` not in the file.
     """
@@ -122,6 +123,11 @@ def read_indicator_csv(path: str | os.PathLike, *, series: str | None = None) ->
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"{p.name} line {df['_line'].iloc[i]}: value {vals_raw.iloc[i]!r} is not a number")
+    inf = np.isinf(vals.to_numpy(dtype="float64"))
+    if inf.any():
+        i = int(np.flatnonzero(inf)[0])
+        raise DataError(f"{p.name} line {df['_line'].iloc[i]}, column value: {vals_raw.iloc[i]!r} is not a finite "
+                        f"number ({int(inf.sum())} such row(s)); leave the value empty for a missing period")
     dup = dates.duplicated(keep=False)
     if dup.any():
         lines = df["_line"][dup].tolist()[:6]

@@ -65,6 +65,10 @@ class DumpFile:
     created_unix: int
 
 
+#: ``FileResult.problem`` of a 0-byte file (skipped by the ingest, reported with this reason).
+EMPTY_FILE = "empty_file"
+
+
 @dataclass
 class FileResult:
     """What reading one file produced: raw (still quoted) string columns and the accounting."""
@@ -74,7 +78,7 @@ class FileResult:
     table: pa.Table | None = None
     n_lines: int = 0
     n_rows: int = 0
-    problem: str | None = None  # "truncated_gzip", "corrupt_gzip", or unreadable reason
+    problem: str | None = None  # "truncated_gzip", "corrupt_gzip", EMPTY_FILE, or unreadable reason
     unreadable: bool = False
     skipped: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
@@ -250,6 +254,11 @@ def _load(dump: DumpFile, index: int, checksum: bool) -> tuple[FileResult, bytes
         return res, b"", 0
     if checksum:
         res.sha256 = hashlib.sha256(raw).hexdigest()
+    if not raw:
+        # A 0-byte file (an interrupted download) holds no rows and says nothing about its
+        # day: the ingest skips it with this reason, and coverage treats its window as unread.
+        res.problem = EMPTY_FILE
+        return res, b"", 0
     try:
         data, res.problem = _decompress(raw)
     except zlib.error as exc:

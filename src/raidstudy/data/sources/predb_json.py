@@ -85,24 +85,31 @@ def _time(v) -> pd.Timestamp | None:
         return None
 
 
-def _nuke_ovh(v) -> tuple[int, str]:
+def _nuke_ovh(v) -> tuple[int, str, str | None]:
+    """nZEDb code, reason and, for a value outside the known set, a label for the report."""
     if v in (None, "", 0, False):
-        return 0, ""
+        return 0, "", None
     if isinstance(v, dict):
         t = str(v.get("type") or v.get("typeId") or "nuke").lower()
         code = _NUKE_TYPES.get(t, {1: 2, 2: 1, 3: 3, 4: 4, 5: 5}.get(int(t) if t.isdigit() else -9, -1))
-        return code, str(v.get("reason") or "")
+        return code, str(v.get("reason") or ""), (f"nuke.type {t!r}" if code == -1 else None)
     if isinstance(v, str):
-        return _NUKE_TYPES.get(v.lower(), -1), ""
-    return 2, ""
+        code = _NUKE_TYPES.get(v.strip().lower(), -1)
+        return code, "", (f"nuke {v!r}" if code == -1 else None)
+    return -1, "", f"nuke {v!r}"
 
 
-def _nuke_net(v) -> int:
+def _nuke_net(v) -> tuple[int, str | None]:
     if v in (None, ""):
-        return 0
+        return 0, None
     if isinstance(v, str) and not v.strip().isdigit():
-        return _NUKE_TYPES.get(v.strip().lower(), -1)
-    return _NET_STATUS.get(int(v), -1)
+        code = _NUKE_TYPES.get(v.strip().lower(), -1)
+        return code, (f"status {v!r}" if code == -1 else None)
+    try:
+        code = _NET_STATUS.get(int(v), -1)
+    except (TypeError, ValueError):
+        code = -1
+    return code, (f"status {v!r}" if code == -1 else None)
 
 
 def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.DataFrame:
@@ -126,7 +133,8 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
     Raises
     ------
     DataError
-        Missing file or no records found.
+        Missing file, no records found, or no usable record (the message counts the
+        skipped records by reason).
     """
     p = Path(path)
     if not p.is_file():
@@ -135,6 +143,7 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
     rows: list[dict] = []
     skipped = {"not_an_object": 0, "no_title": 0, "bad_time": 0}
     examples: dict[str, list[str]] = {k: [] for k in skipped}
+    unknown_nuke: dict[str, int] = {}
 
     def skip(reason, i, r):
         skipped[reason] += 1
@@ -148,12 +157,12 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
         if "name" in r or "preAt" in r or "team" in r:
             title, group, section = r.get("name"), r.get("team"), r.get("cat")
             ts = _time(r.get("preAt"))
-            code, reason = _nuke_ovh(r.get("nuke"))
+            code, reason, odd = _nuke_ovh(r.get("nuke"))
             fd = feed or "predb.ovh"
         else:
             title, group, section = r.get("release"), r.get("group"), r.get("section")
             ts = _time(r.get("pretime"))
-            code, reason = _nuke_net(r.get("status")), str(r.get("reason") or "")
+            (code, odd), reason = _nuke_net(r.get("status")), str(r.get("reason") or "")
             fd = feed or "predb.net"
         if not isinstance(title, str) or not title.strip():
             skip("no_title", i, r)
@@ -162,11 +171,27 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
             skip("bad_time", i, r)
             continue
         title = title.strip()
+        if odd is not None:
+            unknown_nuke[odd] = unknown_nuke.get(odd, 0) + 1
         rows.append({"title": title, "group": str(group).strip() if group else group_from_title(title),
                      "section": str(section or ""), "feed": fd, "pre_time": ts, "nuke_code": code,
                      "nuke_reason": reason, "origin": p.name, "line": i})
     if not rows and not any(skipped.values()):
         raise DataError(f"{p.name} holds no records")
+    if not rows:
+        counts = ", ".join(f"{k} {v}" for k, v in skipped.items() if v)
+        first = next(iter(v for v in examples.values() if v))[0]
+        raise DataError(f"{p.name}: none of its {len(recs)} records is usable ({counts}; e.g. {first}); expected "
+                        "predb.ovh records (name, preAt) or predb.net records (release, pretime)")
+    if unknown_nuke:
+        import warnings
+
+        warnings.warn(
+            f"{p.name}: {sum(unknown_nuke.values())} record(s) with a nuke type or status outside the known set "
+            f"({', '.join(f'{k} x{v}' for k, v in list(unknown_nuke.items())[:5])}); kept with nuke_code -1 "
+            "(unknown, not counted as nuked); see attrs['unknown_nuke']",
+            stacklevel=2,
+        )
     df = pd.DataFrame(rows, columns=["title", "group", "section", "feed", "pre_time", "nuke_code", "nuke_reason",
                                      "origin", "line"])
     n_before = len(df)
@@ -184,4 +209,5 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
     df.attrs["skipped"] = skipped
     df.attrs["examples"] = {k: v for k, v in examples.items() if v}
     df.attrs["duplicates"] = int(n_before - len(df))
+    df.attrs["unknown_nuke"] = dict(unknown_nuke)
     return df
