@@ -119,7 +119,7 @@ path_table
 # AIC (lower is better):
 
 # %%
-dynamic.table.round({"loglike": 1, "aic": 1, "delta_aic": 1})
+tables.readable(dynamic.table)
 
 # %% [markdown]
 # ## The segmented regression (comparable with Stata's `itsa`)
@@ -151,7 +151,7 @@ effects[["display"]]
 
 # %%
 sensitivity = sensitivity_table(spec)
-sensitivity[["family", "term", "display", "p_value", "nobs", "note"]]
+tables.readable(sensitivity[["family", "term", "display", "p_value", "nobs", "note"]])
 
 # %% [markdown]
 # ## Would any other stretch of the history have looked as extreme?
@@ -187,7 +187,7 @@ display(Markdown(sentences.get("placebo", "No placebo check was run (`n_placebos
 # %%
 fig_resid, axes_resid = plots.plot_residuals(results=results)
 body["robustness"] = robustness(spec, results, sensitivity, placebo)
-diagnostics_table(body)
+tables.readable(diagnostics_table(body))
 
 # %%
 estimates = tables.estimates_table(results, alpha=spec.parameters["alpha"])

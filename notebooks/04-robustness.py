@@ -114,7 +114,7 @@ grid = default_grid(spec)
 curve = specification_curve(spec, grid)
 display(Markdown(curve.sentence("relative") + "\n\n" + curve.sentence("level")))
 curve_summary = curve.summary()
-curve_summary
+tables.readable(curve_summary)
 
 # %% [markdown]
 # The figure sorts the specifications by their estimate of the relative effect over the
@@ -140,7 +140,7 @@ fig_level, axes_level = plot_specification_curve(curve=curve, quantity="level")
 
 # %%
 by_choice = curve.by_choice("relative")
-by_choice
+tables.readable(by_choice)
 
 # %% [markdown]
 # ## Break dating
@@ -157,7 +157,7 @@ scan, bai_perron = break_analysis(spec)
 fig_breaks, ax_breaks = plots.plot_break_scan(scan=scan, event_date=spec.event_date)
 break_text = break_sentences(scan, bai_perron, event_date=spec.event_date, event_label=spec.event.name)
 display(Markdown("\n\n".join(break_text.values())))
-bai_perron.bic_table
+tables.readable(bai_perron.bic_table)
 
 # %%
 body["specification_curve"] = curve.to_dict()
