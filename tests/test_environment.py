@@ -1,11 +1,22 @@
-"""pyproject.toml and environment.yml list the same packages with the same lower bounds."""
+"""pyproject.toml, requirements.lock and environment.yml agree.
+
+pyproject.toml states the ranges; requirements.lock pins every package (direct and
+transitive) inside them for CPython 3.11 on Linux x86_64; environment.yml pins the direct
+ones at the lock's versions for conda users. A slow check rebuilds the SPARKS study in the
+locked environment and compares results.json byte for byte with the committed copy."""
 from __future__ import annotations
 
+import hashlib
+import platform
 import re
 import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from raidstudy import lock
 
 yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +53,85 @@ def _environment() -> tuple[dict[str, str], list[str]]:
     return conda, pip
 
 
-def test_same_packages_and_bounds():
+def _lock() -> dict[str, str]:
+    return lock.lock_pins((ROOT / lock.LOCK_NAME).read_text())
+
+
+def test_same_packages():
     py = _pyproject()
     conda, _ = _environment()
     assert sorted(py) == sorted(conda), (
         f"only in pyproject.toml: {sorted(set(py) - set(conda))}; "
         f"only in environment.yml: {sorted(set(conda) - set(py))}"
     )
-    differ = {k: (py[k], conda[k]) for k in py if py[k] != conda[k]}
-    assert not differ, f"version bounds differ (pyproject, environment.yml): {differ}"
+
+
+def test_lock_pins_every_direct_dependency_inside_its_range():
+    pins = _lock()
+    missing = sorted(set(_pyproject()) - set(pins))
+    assert not missing, f"in pyproject.toml but not in requirements.lock: {missing}; run `make lock`"
+    outside = {k: (pins[k], spec) for k, spec in _pyproject().items()
+               if Version(pins[k]) not in SpecifierSet(spec)}
+    assert not outside, f"lock versions outside pyproject's ranges: {outside}; run `make lock`"
+
+
+def test_environment_pins_the_lock_versions():
+    pins = _lock()
+    conda, _ = _environment()
+    differ = {k: (spec, pins.get(k)) for k, spec in conda.items() if spec != f"=={pins.get(k)}"}
+    assert not differ, f"environment.yml pin differs from requirements.lock (environment.yml, lock): {differ}"
+
+
+def test_lock_is_hashed_and_for_linux_python_311():
+    text = (ROOT / lock.LOCK_NAME).read_text()
+    entries = re.findall(r"^[A-Za-z0-9][^\s]*==[^\s]+", text, flags=re.M)
+    assert len(entries) == len(_lock()) > len(_pyproject())
+    assert text.count("--hash=sha256:") >= len(entries)
+    assert lock.lock_python(text)[:2] == (3, 11)
+    assert "--python-platform x86_64-" in text and "--generate-hashes" in text
+
+
+def test_lock_check_passes_here_and_the_update_command_is_the_locks_own():
+    assert lock.check(ROOT, python_version=lock.lock_python((ROOT / lock.LOCK_NAME).read_text())) == []
+    header = (ROOT / lock.LOCK_NAME).read_text().splitlines()[1]
+    assert header.strip().lstrip("#").strip() == lock.UPDATE_COMMAND
+
+
+def test_stale_lock_says_what_to_run(tmp_path):
+    (tmp_path / "src" / "raidstudy").mkdir(parents=True)
+    text = (ROOT / lock.LOCK_NAME).read_text()
+    (tmp_path / lock.LOCK_NAME).write_text(text)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace('"numpy>=1.26",', '"numpy>=99", "newpkg>=1",'))
+    (msg,) = lock.check(tmp_path, python_version=lock.lock_python(text))
+    assert "out of date with pyproject.toml" in msg and "make lock" in msg
+    assert "newpkg" in msg and "numpy" in msg
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace('"tabulate>=0.9",', ""))
+    (msg,) = lock.check(tmp_path, python_version=lock.lock_python(text))
+    assert "tabulate" in msg and "no longer" in msg
+
+
+@pytest.mark.parametrize("version", [(3, 12, 1), (3, 10, 14), (3, 11, 0)])
+def test_uncovered_python_gives_one_clear_message(version):
+    problems = lock.check(ROOT, python_version=version)
+    assert len(problems) == 1
+    (msg,) = problems
+    assert ".".join(map(str, version)) in msg and "PYTHON=python3.11" in msg and "pip install -e" in msg
+
+
+@pytest.mark.parametrize("version,spec", [
+    ("2.4.6", ">=1.26"), ("0.14.1", ">=0.14.1"), ("0.14.0", ">=0.14.1"), ("2024.1", ">=2024.1,<2025"),
+    ("3.0", "~=2.5"), ("2.9", "~=2.5"), ("1.2.3", "==1.2.*"), ("1.3", "!=1.3"), ("10.0", ">9.99"),
+])
+def test_simple_specifier_matches_packaging(version, spec):
+    assert lock.satisfies(version, spec) == (Version(version) in SpecifierSet(spec))
+
+
+def test_lock_checksum(tmp_path):
+    assert lock.lock_checksum(tmp_path / "absent.lock") is None
+    (tmp_path / "x.lock").write_bytes(b"abc")
+    assert lock.lock_checksum(tmp_path / "x.lock") == hashlib.sha256(b"abc").hexdigest()
+    assert lock.lock_checksum() == hashlib.sha256((ROOT / lock.LOCK_NAME).read_bytes()).hexdigest()
 
 
 def test_environment_installs_the_package_itself():
@@ -63,5 +144,47 @@ def test_environment_installs_the_package_itself():
 def test_python_versions_agree():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    py = [d for d in env["dependencies"] if isinstance(d, str) and _split(d)[0] == "python"]
-    assert py == [f"python{data['project']['requires-python']}"]
+    (py,) = [_split(d)[1] for d in env["dependencies"] if isinstance(d, str) and _split(d)[0] == "python"]
+    locked = ".".join(map(str, lock.lock_python((ROOT / lock.LOCK_NAME).read_text())))
+    assert Version(locked) in SpecifierSet(data["project"]["requires-python"])
+    assert py == f">={locked},<3.12", f"environment.yml's python should be the lock's: >={locked},<3.12"
+
+
+def _locked_environment_or_skip() -> None:
+    """Skip unless every package of the lock is installed at the lock's version."""
+    from importlib import metadata
+
+    differ = {}
+    for name, version in _lock().items():
+        try:
+            have = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            have = None
+        if have is None or Version(have) != Version(version):
+            differ[name] = (have, version)
+    if differ:
+        pytest.skip(f"not the locked environment (installed, lock): {dict(list(differ.items())[:5])}; run `make setup`")
+    if lock.python_problem((ROOT / lock.LOCK_NAME).read_text()):
+        pytest.skip("this Python is not the one requirements.lock covers")
+
+
+@pytest.mark.slow
+def test_locked_environment_reproduces_the_committed_sparks_results(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    _locked_environment_or_skip()
+    committed = ROOT / "docs" / "sparks-2020-results.json"
+    prov = json.loads(committed.read_text())["provenance"]
+    if prov.get("lock_sha256") != lock.lock_checksum():
+        pytest.skip("docs/sparks-2020-results.json was not made with this requirements.lock "
+                    "(provenance.lock_sha256 differs): regenerate it with `make run`")
+    if prov.get("python") != platform.python_version():
+        pytest.skip(f"docs/sparks-2020-results.json records Python {prov.get('python')}, "
+                    f"this is {platform.python_version()}")
+    out = tmp_path / "sparks-2020"
+    subprocess.run([sys.executable, "-m", "raidstudy.cli", "run", str(ROOT / "notebooks" / "02-event-study.ipynb"),
+                    "-p", "output_dir", str(out)], cwd=ROOT, check=True, capture_output=True)
+    assert (out / "results.json").read_bytes() == committed.read_bytes(), (
+        "results.json from the locked environment differs from docs/sparks-2020-results.json")

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from raidstudy.io import atomic_path, atomic_write_text, sha256_file, write_json
+from raidstudy.lock import lock_checksum
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -52,6 +53,7 @@ def provenance(spec) -> dict[str, Any]:
         "data_checksum": spec.data_checksum,
         "data_files": dict(sorted(spec.data_files.items())),
         "simulated_data": bool(spec.simulated),
+        "lock_sha256": lock_checksum(),
     }
 
 
@@ -191,6 +193,7 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
+        "lock_sha256": lock_checksum(),
     }
     return write_json(out / "run.json", record)
 
