@@ -401,7 +401,9 @@ def test_cli_paths_are_relative_to_the_current_directory(monkeypatch, tmp_path):
     from raidstudy.paths import repo_root
 
     monkeypatch.chdir(tmp_path)
-    assert _cwd_path("out") == (tmp_path / "out").as_posix()
+    got = Path(_cwd_path("out"))
+    # absolute, or relative to the repository (as the runner reads it): either way, cwd/out
+    assert (got if got.is_absolute() else repo_root() / got).resolve() == (tmp_path / "out").resolve()
     assert _cwd_path("") == ""
     monkeypatch.chdir(repo_root())
     assert _cwd_path("results/x") == "results/x"
