@@ -238,10 +238,11 @@ def default_grid(spec) -> dict[str, list[Any]]:
     quasi-Poisson and gaussian families; with and without a change of trend after the
     event; no annual Fourier terms or two pairs; EWC and Newey-West HAC inference; and, for
     the bundled data, no control or the P2P feed ``xrelp2p`` as control (when it is
-    available and not in the outcome). So it contains every variant of the study's
-    sensitivity table but the extra covariance settings. Choices the study cannot vary (the
-    control for a CSV series without one) are left out. For the SPARKS study this is
-    3 x 2 x 2 x 3 x 2 x 2 x 2 x 2 = 576 specifications.
+    available and not in the outcome), and the section families (all, or without ``xxx`` and
+    ``other``). So it contains every variant of the study's sensitivity table but the extra
+    covariance settings. Choices the study cannot vary (the control or the families of a
+    CSV series) are left out. For the SPARKS study this is
+    3 x 2 x 2 x 3 x 2 x 2 x 2 x 2 x 2 = 1,152 specifications.
     """
     p = spec.parameters
     pre, post, tr = p["pre_periods"], p["post_periods"], p["transition_periods"]
@@ -268,6 +269,11 @@ def default_grid(spec) -> dict[str, list[Any]]:
             avail = []
         if "xrelp2p" in avail and "xrelp2p" not in feeds and p["feeds"].lower() != "all":
             grid["control_feeds"] = _uniq([p["control_feeds"], "", "xrelp2p"])
+        if p["families"].lower() == "all":
+            # the indicator without the sections least like the rest of the Scene (adult
+            # releases and the unclassified remainder); other feed sets are not defensible
+            # indicators while a title counts for the first feed that logged it (issue 13)
+            grid["families"] = ["all", "tv,movies,music,games,apps,books"]
     elif p["control_series"]:
         grid["control_series"] = _uniq(["", p["control_series"]])
     return grid
