@@ -143,12 +143,24 @@ def _rel(p: Path) -> str:
 _CACHE: dict[tuple, Any] = {}
 
 
-def _cached_csv(path: Path, **kw) -> pd.DataFrame:
+def _file_key(path: Path) -> tuple:
     st = path.stat()
-    key = (str(path), st.st_mtime_ns, st.st_size, tuple(sorted(kw)))
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _cached_csv(path: Path, **kw) -> pd.DataFrame:
+    key = (*_file_key(path), tuple(sorted(kw)))
     if key not in _CACHE:
         _CACHE[key] = pd.read_csv(path, **kw)
     return _CACHE[key].copy()
+
+
+def _cached_sha256(path: Path) -> str:
+    """The file's checksum, computed once per version of the file (as the tables are read once)."""
+    key = ("sha256", *_file_key(path))
+    if key not in _CACHE:
+        _CACHE[key] = sha256_file(path)
+    return _CACHE[key]
 
 
 def load_daily(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -307,7 +319,7 @@ def indicator_series(
     s.name = f"{measure} ({feed_label}; {fam_label})"
     s.attrs["provenance"] = {
         "data_dir": _rel(d),
-        "files": {n: sha256_file(d / n) for n in (DAILY_FILE, COVERAGE_FILE)},
+        "files": {n: _cached_sha256(d / n) for n in (DAILY_FILE, COVERAGE_FILE)},
         "feeds": feed_list,
         "families": fams,
         "measure": measure,
@@ -356,7 +368,7 @@ def group_series(
     s.index.name = "date"
     s.index.freq = "D" if len(s) else None
     s.name = f"n_releases (group {group}; all feeds)"
-    s.attrs["provenance"] = {"data_dir": _rel(d), "files": {n: sha256_file(d / n) for n in (GROUP_FILE, COVERAGE_FILE)},
+    s.attrs["provenance"] = {"data_dir": _rel(d), "files": {n: _cached_sha256(d / n) for n in (GROUP_FILE, COVERAGE_FILE)},
                              "feeds": sorted(cv.columns.tolist()), "group": group, "measure": "n_releases"}
     return s
 

@@ -27,7 +27,7 @@ its row with missing estimates and the reason in ``note``; it is never dropped. 
 
 Speed. The specifications are grouped by what they share: the indicator is loaded once per
 data definition (``feeds``, ``families``, ``control_feeds``, ``control_series``; loaded
-indicators are cached within the call), the design matrix once per window and seasonality,
+indicators come from the processed tables read once per process), the design matrix once per window and seasonality,
 the family's fit once per design (shared by every inference method), and the EWC reference
 distribution's chi-square draws once per number of cosine terms. The fixed-b critical
 values of all specifications are then found together, by one batched Newton iteration
@@ -36,12 +36,11 @@ over every contrast. ``benchmarks/bench_speccurve.py`` measures it against a loo
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -331,29 +330,6 @@ def normalize_grid(grid: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str
 
 
 # =========================================================================== estimation
-@contextlib.contextmanager
-def _cached_indicators() -> Iterator[None]:
-    """Memoise :func:`raidstudy.data.indicators.indicator_series` within one curve."""
-    from raidstudy.data import indicators
-
-    orig = indicators.indicator_series
-    cache: dict[Any, pd.Series] = {}
-
-    def cached(*args: Any, **kwargs: Any) -> pd.Series:
-        key = repr((args, sorted(kwargs.items())))
-        if key not in cache:
-            cache[key] = orig(*args, **kwargs)
-        s = cache[key].copy()
-        s.attrs = dict(cache[key].attrs)
-        return s
-
-    indicators.indicator_series = cached
-    try:
-        yield
-    finally:
-        indicators.indicator_series = orig
-
-
 def specification_curve(spec, grid: Mapping[str, Sequence[Any]] | None = None, *,
                         alpha: float | None = None) -> SpecificationCurve:
     """Estimate every specification of a grid around a study.
@@ -399,11 +375,10 @@ def specification_curve(spec, grid: Mapping[str, Sequence[Any]] | None = None, *
         r.update({c: np.nan for c in RESULT_COLUMNS})
         r["term"], r["note"], r["nobs"] = "", "", 0
     jobs: list[_Job] = []
-    with _cached_indicators():
-        data_specs: dict[tuple, Any] = {}
-        models: dict[tuple, Any] = {}
-        for i, choice in enumerate(combos):
-            _prepare(i, choice, spec, base, data_specs, models, rows, jobs)
+    data_specs: dict[tuple, Any] = {}
+    models: dict[tuple, Any] = {}
+    for i, choice in enumerate(combos):
+        _prepare(i, choice, spec, base, data_specs, models, rows, jobs)
     _estimate(jobs, rows, alpha)
     table = pd.DataFrame(rows, columns=names + RESULT_COLUMNS)
     table["nobs"] = table["nobs"].astype(int)
@@ -485,35 +460,6 @@ def _prepare(i, choice, spec, base, data_specs, models, rows, jobs) -> None:
     jobs.append(_Job(i, mkey, m, p, caution))
 
 
-def _chi2_draws(m: int, seed: int, cache: dict) -> np.ndarray:
-    """The Sobol chi-square(1) draws of :class:`FixedBReference` (same construction, cached)."""
-    key = (m, seed)
-    if key not in cache:
-        from scipy.stats import norm, qmc
-
-        from raidstudy.models.its.critical import N_DRAWS
-
-        u = qmc.Sobol(d=m, scramble=True, seed=np.random.default_rng([seed, 0])).random(N_DRAWS)
-        cache[key] = norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) ** 2
-    return cache[key]
-
-
-def _reference(Xw, tpos, group, n_terms, seed, cache):
-    """A :class:`FixedBReference` whose chi-square draws come from the curve's cache."""
-    from raidstudy.models.its.covariance import ewc_basis
-    from raidstudy.models.its.critical import FixedBReference
-
-    ref = FixedBReference.__new__(FixedBReference)
-    ref.Xw = np.asarray(Xw, dtype=float)
-    ref.n_terms = int(n_terms)
-    ref.seed = int(seed)
-    ref._basis = ewc_basis(np.asarray(tpos), np.asarray(group), ref.n_terms)
-    ref._A = np.linalg.inv(ref.Xw.T @ ref.Xw)
-    ref._chi2 = _chi2_draws(ref.n_terms * len(ref._basis), ref.seed, cache)
-    ref._cache = {}
-    return ref
-
-
 def _fit_state(model):
     """The family's fit of a model's design, as :meth:`ITS.fit` computes it."""
     from raidstudy.errors import ModelError
@@ -566,10 +512,10 @@ def _covariance(model, state, u, w, h, p: dict[str, Any]):
 
 def _estimate(jobs: list[_Job], rows: list[dict[str, Any]], alpha: float) -> None:
     """Fit every job (fits shared by design and family), then all critical values at once."""
+    from raidstudy.models.its.critical import FixedBReference
     from raidstudy.models.its.vocabulary import COUNT_FAMILIES
 
     fits: dict[tuple, Any] = {}
-    chi2_cache: dict[Any, np.ndarray] = {}
     refs: dict[tuple, Any] = {}
     pending = []  # (row, ref, contrasts C (2, k), tstats (2,), se (2,), centres, scale info)
     for job in jobs:
@@ -636,8 +582,8 @@ def _estimate(jobs: list[_Job], rows: list[dict[str, Any]], alpha: float) -> Non
         if ct == "ewc":
             rkey = (job.fit_key, ewc_terms, int(p["seed"]))
             if rkey not in refs:
-                refs[rkey] = _reference(d.X[d.fit] * np.sqrt(w)[:, None], d.tpos[d.fit], d.group[d.fit],
-                                        ewc_terms, int(p["seed"]), chi2_cache)
+                refs[rkey] = FixedBReference(d.X[d.fit] * np.sqrt(w)[:, None], d.tpos[d.fit], d.group[d.fit],
+                                             n_terms=ewc_terms, seed=int(p["seed"]))
             info.update(ref=refs[rkey], C=C)
         pending.append(info)
     _critical_values(pending, alpha)
@@ -652,7 +598,7 @@ def _critical_values(pending: list[dict[str, Any]], alpha: float) -> None:
     from the Satterthwaite value on the design's own chi-square mixture), for all
     specifications' contrasts at once.
     """
-    from raidstudy.models.its.critical import _sf2
+    from raidstudy.models.its.critical import solve_critical_values, tail_probabilities
 
     ewc = [x for x in pending if "ref" in x]
     for x in pending:
@@ -668,20 +614,8 @@ def _critical_values(pending: list[dict[str, Any]], alpha: float) -> None:
         return
     rq = np.vstack([np.sqrt(x["ref"].mixtures(x["C"])) for x in ewc])  # (2E, N)
     q0 = np.concatenate([x["ref"].satterthwaite_critical_values(x["C"], alpha) for x in ewc])
-    q = np.where(np.isfinite(q0) & (q0 > 0), q0, 2.0)
-    act = np.arange(len(q))
-    for _ in range(50):
-        xx = q[act, None] * rq[act]
-        f = np.mean(_sf2(xx), axis=1) - alpha
-        fprime = -np.mean(np.sqrt(2.0 / np.pi) * np.exp(-0.5 * xx * xx) * rq[act], axis=1)
-        step = f / fprime
-        q[act] = np.maximum(q[act] - step, 0.5 * q[act])
-        act = act[np.abs(step) >= 1e-10 * q[act]]
-        if not len(act):
-            break
-    t = np.concatenate([x["tvals"] for x in ewc])
-    pv = np.mean(_sf2(np.where(np.isfinite(t), np.abs(t), 0.0)[:, None] * rq), axis=1)
-    pv = np.where(np.isfinite(t), pv, np.nan)
+    q = solve_critical_values(rq, q0, alpha)
+    pv = tail_probabilities(rq, np.concatenate([x["tvals"] for x in ewc]))
     for i, x in enumerate(ewc):
         x["q"], x["p"] = q[2 * i: 2 * i + 2], pv[2 * i: 2 * i + 2]
 

@@ -499,9 +499,7 @@ def robustness(spec, results, sensitivity: pd.DataFrame | None = None, placebo=N
     """
     out: dict[str, Any] = {}
     if spec.control is None:
-        from raidstudy.models.its.arma import fit_arma_errors
-
-        out["arima"] = fit_arma_errors(results, order=(1, 0, 1), alpha=spec.parameters["alpha"]).to_dict()
+        out["arima"] = results.arima(order=(1, 0, 1), alpha=spec.parameters["alpha"]).to_dict()
     else:
         out["arima"] = None
         out["arima_note"] = "not estimated: the ARMA-errors refit is defined for a single series, not a comparative model"

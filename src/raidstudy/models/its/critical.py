@@ -25,6 +25,7 @@ When every :math:`\lambda_i = 1` (a mean) this is exactly :math:`t_B`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from typing import Any
@@ -43,9 +44,54 @@ N_DRAWS = 8_192
 N_DRAWS_WALD = 10_000
 
 
+@functools.lru_cache(maxsize=16)
+def _chi2_draws(m: int, seed: int) -> np.ndarray:
+    """``N_DRAWS`` x ``m`` chi-square(1) draws from a scrambled Sobol sequence (read-only, shared).
+
+    Quasi-Monte Carlo draws carry far less simulation noise than as many pseudo-random ones
+    (the tail probability is a smooth function of ``Q``); they depend only on the number
+    of terms and the seed, so every design with those shares them.
+    """
+    from scipy.stats import norm, qmc
+
+    u = qmc.Sobol(d=m, scramble=True, seed=np.random.default_rng([seed, 0])).random(N_DRAWS)
+    out = norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) ** 2
+    out.flags.writeable = False
+    return out
+
+
 def _sf2(x: np.ndarray) -> np.ndarray:
     """Two-sided normal tail probability ``2 (1 - Phi(x))`` for ``x >= 0``."""
     return special.erfc(x / np.sqrt(2.0))
+
+
+def solve_critical_values(rq: np.ndarray, q0: np.ndarray, alpha: float) -> np.ndarray:
+    """Solve ``E[2 (1 - Phi(q sqrt(Q)))] = alpha`` for each row of ``rq = sqrt(Q draws)``.
+
+    Newton's method from the starting values ``q0`` (non-finite or non-positive ones start
+    at 2); rows stop moving once their step is below ``1e-10 q``. Shared by
+    :meth:`FixedBReference.critical_values` and the specification curve, which solves the
+    rows of many designs at once.
+    """
+    q = np.where(np.isfinite(q0) & (q0 > 0), q0, 2.0).astype(float)
+    act = np.arange(len(q))
+    for _ in range(50):
+        x = q[act, None] * rq[act]
+        f = np.mean(_sf2(x), axis=1) - alpha
+        fprime = -np.mean(np.sqrt(2.0 / np.pi) * np.exp(-0.5 * x * x) * rq[act], axis=1)
+        step = f / fprime
+        q[act] = np.maximum(q[act] - step, 0.5 * q[act])
+        act = act[np.abs(step) >= 1e-10 * q[act]]
+        if not len(act):
+            break
+    return q
+
+
+def tail_probabilities(rq: np.ndarray, tstats: np.ndarray) -> np.ndarray:
+    """Two-sided p-values ``E[2 (1 - Phi(|t| sqrt(Q)))]`` for each row of ``rq`` (NaN for NaN t)."""
+    t = np.abs(np.asarray(tstats, dtype=float))
+    p = np.mean(_sf2(np.where(np.isfinite(t), t, 0.0)[:, None] * rq), axis=1)
+    return np.where(np.isfinite(t), p, np.nan)
 
 
 class FixedBReference:
@@ -78,14 +124,7 @@ class FixedBReference:
         self.seed = int(seed)
         self._basis = ewc_basis(np.asarray(tpos), np.asarray(group), self.n_terms)
         self._A = np.linalg.inv(self.Xw.T @ self.Xw)
-        m = self.n_terms * len(self._basis)
-        # Chi-square(1) draws from a scrambled Sobol sequence: far less simulation noise
-        # than as many pseudo-random draws (the tail probability is a smooth function of
-        # Q, which quasi-Monte Carlo integrates well).
-        from scipy.stats import norm, qmc
-
-        u = qmc.Sobol(d=m, scramble=True, seed=np.random.default_rng([self.seed, 0])).random(N_DRAWS)
-        self._chi2 = norm.ppf(np.clip(u, 1e-12, 1 - 1e-12)) ** 2
+        self._chi2 = _chi2_draws(self.n_terms * len(self._basis), self.seed)
         self._cache: dict[Any, Any] = {}
 
     # ------------------------------------------------------------------ contrasts
@@ -142,16 +181,7 @@ class FixedBReference:
         todo = [i for i, k in enumerate(keys) if k not in self._cache]
         if todo:
             rq = np.sqrt(self.mixtures(C[todo])[:, :n_draws])  # (k, N)
-            q = self.satterthwaite_critical_values(C[todo], alpha)
-            q = np.where(np.isfinite(q) & (q > 0), q, 2.0)
-            for _ in range(50):
-                x = q[:, None] * rq
-                f = np.mean(_sf2(x), axis=1) - alpha
-                fprime = -np.mean(np.sqrt(2.0 / np.pi) * np.exp(-0.5 * x * x) * rq, axis=1)
-                step = f / fprime
-                q = np.maximum(q - step, 0.5 * q)
-                if np.all(np.abs(step) < 1e-10 * q):
-                    break
+            q = solve_critical_values(rq, self.satterthwaite_critical_values(C[todo], alpha), alpha)
             for i, v in zip(todo, q):
                 self._cache[keys[i]] = float(v)
         return np.array([self._cache[k] for k in keys])
@@ -162,10 +192,7 @@ class FixedBReference:
 
     def pvalues(self, C: np.ndarray, tstats: np.ndarray) -> np.ndarray:
         """Two-sided p-values of the t statistics ``tstats`` of the contrasts in the rows of ``C``."""
-        t = np.abs(np.asarray(tstats, dtype=float))
-        rq = np.sqrt(self.mixtures(C))
-        p = np.mean(_sf2(np.where(np.isfinite(t), t, 0.0)[:, None] * rq), axis=1)
-        return np.where(np.isfinite(t), p, np.nan)
+        return tail_probabilities(np.sqrt(self.mixtures(C)), tstats)
 
     def pvalue(self, contrast: np.ndarray, tstat: float) -> float:
         """Two-sided p-value of a t statistic of ``contrast``."""

@@ -296,7 +296,7 @@ class EventStudy(ITS):
         -------
         EventStudyResults
         """
-        return EventStudyResults._from(super().fit(**kwargs))
+        return super().fit(**kwargs)
 
 
 # --------------------------------------------------------------------------- results
@@ -307,20 +307,9 @@ class EventStudyResults(ITSResults):
     headline; the counterfactual sets every bin (leads included) to zero.
     """
 
-    @classmethod
-    def _from(cls, res: ITSResults) -> EventStudyResults:
-        new = cls.__new__(cls)
-        new.__dict__.update(res.__dict__)
-        return new
-
     def __repr__(self) -> str:
         return (f"<EventStudyResults {self.family} {self.model.outcome!r}, event {format_label(self.event_label)}, "
                 f"{self.model.bin_width}-{self.model.frame.freq.unit} bins, nobs={self.nobs}, {self.cov_description}>")
-
-    def _vec(self, term: str) -> np.ndarray:
-        c = np.zeros(len(self.params))
-        c[list(self.params.index).index(term)] = 1.0
-        return c
 
     def path(self, alpha: float = 0.05) -> pd.DataFrame:
         """The bin effects with intervals, one row per bin (leads, reference, post bins).
@@ -344,7 +333,7 @@ class EventStudyResults(ITSResults):
                 for c, v in zip(cols, (0.0, np.nan, np.nan, np.nan, np.nan, np.nan)):
                     cols[c].append(v)
                 continue
-            c = self._vec(term)
+            c = self._contrast(term)
             t = _contrast(self, c)
             q = _crit(self, c, alpha)
             for name, v in zip(cols, (t["estimate"], t["std_error"], q, t["estimate"] - q * t["std_error"],
@@ -938,3 +927,7 @@ def dynamic_summary(model_or_data: Any, *, event: Any = None, bin_width: int | N
     return DynamicSummary(decay=decay, table=table,
                           results={"level": res_l, "level_slope": res_ls, "step_decay": res_sd, "bins": res_b},
                           misfit=mf, alpha=alpha, criterion="QAIC" if model.family == "quasipoisson" else "AIC")
+
+
+# set here, once both classes exist: EventStudy.fit returns EventStudyResults
+EventStudy._results_class = EventStudyResults

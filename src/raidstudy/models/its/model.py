@@ -122,6 +122,9 @@ class ITS:
     0.6
     """
 
+    #: The results class :meth:`fit` returns (models with other event terms return their own).
+    _results_class = ITSResults
+
     def __init__(
         self,
         data: pd.DataFrame | pd.Series,
@@ -352,6 +355,6 @@ class ITS:
         if cov_type == "ewc":
             reference = reference_for(Xf * np.sqrt(w)[:, None], d.tpos[d.fit], d.group[d.fit],
                                       n_terms=int(ewc_terms), seed=int(seed))
-        return ITSResults(self, state, V, cov_type=cov_type, maxlags=maxlags, small_sample=bool(small_sample),
+        return self._results_class(self, state, V, cov_type=cov_type, maxlags=maxlags, small_sample=bool(small_sample),
                           use_t=use_t, prewhite=prewhite, lag_rule=lag_rule or ("fixed" if cov_type == "hac" else None),
                           ewc_terms=int(ewc_terms) if cov_type == "ewc" else None, reference=reference, newey=newey)

@@ -619,31 +619,26 @@ class ITSResults:
         return copy.deepcopy(out)
 
     # ------------------------------------------------------------------ robustness
-    def arima(self, order: tuple = (1, 0, 0), seasonal_order: tuple | None = None, *,
-              alpha: float = 0.05) -> ARIMAResults:
-        """Refit the same exogenous terms with ARIMA errors (statsmodels SARIMAX).
+    def arima(self, order: tuple = (1, 0, 1), seasonal_order: tuple | None = None, *,
+              alpha: float = 0.05):
+        """Refit the same exogenous terms with ARMA errors: the robustness model.
 
         Gaussian: the outcome itself. Count families: log(y + 1) minus the log offset,
         so ``level`` approximates the log rate ratio. Missing and excluded periods are
         NaN (handled by the Kalman filter). Not available for comparative models.
+
+        An ARMA ``(p, 0, q)`` order without seasonal terms (the default ARMA(1,1)) is
+        :func:`raidstudy.models.its.arma.fit_arma_errors` (exact ML for the ARMA terms, the
+        coefficients from the Kalman filter); differencing or seasonal terms go to statsmodels
+        SARIMAX directly and return an :class:`ARIMAResults`.
         """
+        from raidstudy.models.its.arma import _endog_exog, fit_arma_errors
+
+        if seasonal_order is None and len(order) == 3 and order[1] == 0:
+            return fit_arma_errors(self, order=tuple(order), alpha=alpha)
         from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-        if self.model.controls:
-            raise ModelError("arima() is not available for a comparative (control=) model; "
-                             "fit the treated series alone for the ARIMA robustness check")
-        d = self.model.design
-        tr = d.treated_rows
-        y = d.y[tr].copy()
-        usable = d.fit[tr]
-        if self.family in COUNT_FAMILIES:
-            endog = np.log1p(y) - d.log_offset[tr]
-            transform = "log(y + 1) - log(offset)" if self.model.offset else "log(y + 1)"
-        else:
-            endog = y
-            transform = "identity"
-        endog = np.where(usable, endog, np.nan)
-        X = pd.DataFrame(d.X[tr], columns=d.names)
+        endog, X, _, transform, _ = _endog_exog(self)
         so = tuple(seasonal_order) if seasonal_order else (0, 0, 0, 0)
         mod = SARIMAX(endog, exog=X, order=tuple(order), seasonal_order=so, trend="n")
         with warnings.catch_warnings():
