@@ -30,6 +30,7 @@ def main(reps: int = 30) -> dict:
 
     def engine():
         critical._REFERENCES.clear()
+        critical._chi2_draws.cache_clear()
         r = ITS(d, outcome="y", event=event, family="negbin", fourier=2).fit()
         r.conf_int()
         return r
