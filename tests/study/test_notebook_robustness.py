@@ -71,9 +71,9 @@ def test_robustness_results_hold_the_curve(robustness_run):
     # the default grid for a CSV series without control: 3 pre x 2 post x 2 transition x 3 families
     # x 2 Fourier x 2 covariances
     assert sc["grid"]["pre_periods"] == [100, 200, 400]
-    assert sc["n_specifications"] == len(sc["rows"]) == 288
+    assert sc["n_specifications"] == len(sc["rows"]) == 576
     rel = sc["statistics"]["relative"]
-    assert rel["n_estimated"] + rel["n_not_estimated"] == 288 and rel["n_estimated"] >= 180
+    assert rel["n_estimated"] + rel["n_not_estimated"] == 576 and rel["n_estimated"] >= 360
     # a planted halving: the curve is centred near -50% and nearly every interval excludes zero
     assert -65 < rel["median"] < -35
     assert rel["share_excluding_zero"] > 0.9

@@ -235,13 +235,16 @@ def default_grid(spec) -> dict[str, list[Any]]:
     Pre-period half, equal to and twice the study's; post-period half and equal; no
     transition period or the study's (one if it has none); the negative binomial,
     quasi-Poisson and gaussian families; with and without a change of trend after the
-    event; no annual Fourier terms or two pairs; EWC and Newey-West HAC inference; and, for
+    event; no annual Fourier terms or two pairs; for daily data without holiday terms or
+    with one for the Christmas-to-New-Year days (day-of-week terms are kept: leaving them out
+    of a series with a strong weekly pattern is no defensible choice); EWC and Newey-West
+    HAC inference; and, for
     the bundled data, no control or the P2P feed ``xrelp2p`` as control (when it is
     available and not in the outcome), and the section families (all, or without ``xxx`` and
     ``other``). So it contains every variant of the study's sensitivity table but the extra
     covariance settings. Choices the study cannot vary (the control or the families of a
     CSV series) are left out. For the SPARKS study this is
-    3 x 2 x 2 x 3 x 2 x 2 x 2 x 2 x 2 = 1,152 specifications.
+    3 x 2 x 2 x 3 x 2 x 2 x 2 x 2 x 2 x 2 = 2,304 specifications.
     """
     p = spec.parameters
     pre, post, tr = p["pre_periods"], p["post_periods"], p["transition_periods"]
@@ -256,6 +259,8 @@ def default_grid(spec) -> dict[str, list[Any]]:
         "fourier": _uniq([0, 2]),
         "cov_type": ["ewc", "hac"],
     }
+    if spec.freq == "D" and not p["holidays"]:
+        grid["holidays"] = ["", _year_end_holidays(spec)]
     if not p["series_csv"]:
         feeds = [f.strip() for f in p["feeds"].split(",")]
         try:
@@ -276,6 +281,17 @@ def default_grid(spec) -> dict[str, list[Any]]:
     elif p["control_series"]:
         grid["control_series"] = _uniq(["", p["control_series"]])
     return grid
+
+
+def _year_end_holidays(spec) -> str:
+    """The Christmas-to-New-Year days (24-26 and 31 December, 1 January) that the widest
+    window of the default grid can hold, as the ``holidays`` parameter writes them."""
+    p = spec.parameters
+    lo = spec.event_date - pd.Timedelta(days=2 * p["pre_periods"])
+    hi = spec.event_date + pd.Timedelta(days=p["post_periods"])
+    days = pd.date_range(lo, hi, freq="D")
+    keep = days[((days.month == 12) & days.day.isin([24, 25, 26, 31])) | ((days.month == 1) & (days.day == 1))]
+    return ",".join(d.strftime("%Y-%m-%d") for d in keep)
 
 
 def _uniq(values: Sequence[Any]) -> list[Any]:
