@@ -64,8 +64,8 @@ from IPython.display import Markdown, display
 
 from raidstudy.report import narrative, plots, tables
 from raidstudy.study.artefacts import (
-    data_sentence, diagnostics_table, dynamic_analysis, dynamic_results, placebo_check, placebo_sentence,
-    robustness, sensitivity_table, study_results, write_study,
+    counts_around_event, counts_tables, data_sentence, diagnostics_table, dynamic_analysis, dynamic_results,
+    placebo_check, placebo_sentence, robustness, sensitivity_table, study_results, write_study,
 )
 
 display(Markdown(f"## Design\n\n**{spec.event.name}** ({spec.event_date.date()}). "
@@ -84,6 +84,21 @@ fig_series, ax_series = plots.plot_series(
     series=spec.outcome, event_date=spec.event_date, control=spec.control, title=spec.outcome_label
 )
 display(Markdown(data_sentence(spec)))
+
+# %% [markdown]
+# ### The counts behind the headline
+#
+# Each day of the week before and after the event, and weekly totals (Monday to Sunday)
+# either side of the event's week, straight from the indicator. When the event has
+# published counts (the SPARKS raid: TorrentFreak, counting from the Predb.org
+# pre-database), the same days and weeks counted in the nZEDb data are set beside them, in
+# UTC days (the study's) and in Central European days (the pre-databases' own clock).
+
+# %%
+counts = counts_around_event(spec)
+count_tables = counts_tables(counts)
+for name, (table, caption) in count_tables.items():
+    display(Markdown(f"**{caption}**\n\n" + tables.to_markdown(table)))
 
 # %% [markdown]
 # ## What happened after the event: the dynamic path
@@ -106,6 +121,7 @@ fig_path, ax_path = plots.plot_event_study(results=event_study, alpha=spec.param
 
 # %%
 body = study_results(spec, results, dynamic=dynamic_results(spec, event_study, dynamic))
+body["counts"] = counts
 sentences = narrative.sentences(body, outcome_label=spec.outcome_label, event_label=spec.event.name,
                                 unit=body["model"]["unit"])
 body["sentences"] = sentences
@@ -202,6 +218,7 @@ written = write_study(
         "estimates": (estimates, f"Segmented-regression estimates ({spec.parameters['model_family']})"),
         "sensitivity": (sensitivity[["family", "term", "display", "p_value", "nobs", "note"]],
                         "Level change under alternative specifications"),
+        **count_tables,
     },
 )
 display(Markdown(f"Artefacts written to `{spec.parameters['output_dir']}`: "

@@ -15,10 +15,11 @@ def q(s: str | None) -> bytes:
 
 
 def line(title, predate="2020-03-01 12:00:00", source="xrel", category="TV-X264", nuked="0",
-         nukereason=None, raw_title: bytes | None = None) -> bytes:
+         nukereason=None, raw_title: bytes | None = None, size: str | None = "100MB",
+         files: str | None = None) -> bytes:
     """One dump line (without the line end), 12 fields joined by two tabs."""
     fields = [
-        raw_title if raw_title is not None else q(title), b"\\N", q("100MB"), b"\\N", q(""), q(nuked),
+        raw_title if raw_title is not None else q(title), b"\\N", q(size), q(files), q(""), q(nuked),
         q(nukereason), q(category), q(predate) if predate is not None else b"\\N", q(source), q("0"), b"\\N",
     ]
     return b"\t\t".join(fields)

@@ -60,23 +60,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from raidstudy.study.runs import expand_plan, load_plan, run_batch, summarise_runs
-    from raidstudy.report.tables import to_markdown
+    from raidstudy.study.runs import BatchInterrupted, _relpath, _resolve, expand_plan, load_plan, plan_roles, \
+        run_batch, write_batch_summary
 
     plan = load_plan(args.plan)
     runs = expand_plan(plan)
-    notebook = args.notebook or plan.get("notebook", DEFAULT_NOTEBOOK)
-    status = run_batch(notebook, runs, workers=args.workers, scheduler=args.scheduler,
-                       progress=None if not args.quiet else False, force=args.force)
-    summary = summarise_runs([r["output_dir"] for r in runs])
+    notebook = _cwd_path(args.notebook) if args.notebook else plan.get("notebook", DEFAULT_NOTEBOOK)
+    interrupted = False
+    try:
+        status = run_batch(notebook, runs, workers=args.workers, scheduler=args.scheduler,
+                           progress=None if not args.quiet else False, force=args.force, rerun=args.rerun)
+    except BatchInterrupted as stop:
+        status, interrupted = stop.rows, True
     root = plan.get("output_root", "results/batch")
-    from raidstudy.io import atomic_write_text
-    from raidstudy.paths import repo_root
-
-    atomic_write_text(repo_root() / root / "summary.md", to_markdown(summary) + "\n")
-    failed = [s for s in status if s["status"] != "complete"]
+    paths = write_batch_summary([r["output_dir"] for r in runs], root, roles=plan_roles(plan, runs),
+                                batch_rows=status)
+    counts = {k: sum(s["status"] == k for s in status) for k in
+              ("complete", "skipped", "failed", "interrupted", "not started", "cancelled")}
+    where = _relpath(_resolve(root))
+    if interrupted:
+        print(f"raidstudy: interrupted: {counts['complete']} runs completed, {counts['interrupted']} stopped and "
+              f"marked interrupted, {counts['not started'] + counts['cancelled']} not started; "
+              f"summary: {where}/index.html", file=sys.stderr)
+        return 130
+    failed = [s for s in status if s["status"] == "failed"]
     if not args.quiet:
-        print(f"{len(status) - len(failed)} of {len(status)} runs complete; summary: {root}/summary.md")
+        if counts["skipped"]:
+            n = counts["skipped"]
+            print(f"skipped {n} run{'s' if n != 1 else ''} already complete for the same parameters, data and "
+                  "raidstudy version (--rerun runs them again)")
+        print(f"{counts['complete'] + counts['skipped']} of {len(status)} runs complete "
+              f"({counts['complete']} run now); summary: {where}/index.html "
+              f"({', '.join(sorted(p for p in paths if p != 'index.html'))})")
         for f in failed:
             print(f"failed: {f['output_dir']}: {f.get('error')}", file=sys.stderr)
     return 1 if failed else 0
@@ -122,12 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     batch = sub.add_parser("batch", help="run a plan of many event x indicator x specification runs in parallel")
-    batch.add_argument("plan", help="plan file (YAML or JSON): base, grid, output_root")
+    batch.add_argument("plan", help="plan file (YAML or JSON): base, grid, output_root, controls; the summary "
+                                    "goes to output_root/index.html (docs/batch.md)")
     batch.add_argument("--notebook", default=None, help=f"notebook (default: the plan's, else {DEFAULT_NOTEBOOK})")
     batch.add_argument("--workers", type=_positive_int, default=None, help="local worker processes (default: CPUs)")
     batch.add_argument("--scheduler", default=None, help="a dask.distributed scheduler address, e.g. tcp://host:8786")
     batch.add_argument("--force", action="store_true",
                        help="replace runs of other studies found in the plan's run directories")
+    batch.add_argument("--rerun", action="store_true",
+                       help="run again the runs already complete for the same parameters, data and raidstudy "
+                            "version (skipped by default)")
     batch.add_argument("-q", "--quiet", action="store_true")
     batch.set_defaults(func=_cmd_batch)
 

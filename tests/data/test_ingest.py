@@ -4,12 +4,14 @@ from __future__ import annotations
 import gzip
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+
 from raidstudy.data import ingest
-from raidstudy.errors import IngestError
+from raidstudy.errors import IngestError, ParameterError
 from raidstudy.paths import default_dumps_dir, shared_dir
 from raidstudy.data.sources import nzedb
 
@@ -115,7 +117,53 @@ def test_duplicates_with_different_times_reported(tmp_path):
     t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas()
     kept = t[t["title"].str.lower() == "same.title-grp"]
     assert len(kept) == 1 and kept.iloc[0]["feed"] == "xrel"  # first file wins
-    assert str(kept.iloc[0]["pre_time"]) == "2020-03-01 10:00:00+00:00"
+    # the dumps write Central European time: 10:00 CET is 09:00 UTC
+    assert str(kept.iloc[0]["pre_time"]) == "2020-03-01 09:00:00+00:00"
+    # every copy counts: the m2v.ru copy is kept in the copies table with its own time
+    c = pq.read_table(tmp_path / "out" / "copies.parquet").to_pandas()
+    mine = c[c["release"] == kept.index[0]].sort_values("feed")
+    assert mine["feed"].astype(str).tolist() == ["m2v.ru", "xrel"]
+    assert [str(x) for x in mine["pre_time"]] == ["2020-03-01 17:00:00+00:00", "2020-03-01 09:00:00+00:00"]
+
+
+def test_source_zone_is_applied_and_checked(tmp_path):
+    raw = tmp_path / "raw"
+    # summer (CEST, UTC+2), winter (CET, UTC+1), the repeated hour of 2020-10-25 (first reading)
+    write_dump(raw, 1603620000, [line("S-GRP", predate="2020-07-01 12:00:00"),
+                                 line("W-GRP", predate="2020-01-15 12:00:00"),
+                                 line("A-GRP", predate="2020-10-25 02:30:00")])
+    rep = ingest.ingest(raw, tmp_path / "out", quiet=True)
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas().set_index("title")
+    assert str(t.loc["S-GRP", "pre_time"]) == "2020-07-01 10:00:00+00:00"
+    assert str(t.loc["W-GRP", "pre_time"]) == "2020-01-15 11:00:00+00:00"
+    assert str(t.loc["A-GRP", "pre_time"]) == "2020-10-25 00:30:00+00:00"
+    assert rep["source_zone"] == "Europe/Berlin" and rep["pre_times_ambiguous_in_zone"] == 1
+    assert rep["pre_times_nonexistent_in_zone"] == 0
+    rep = ingest.ingest(raw, tmp_path / "utc", quiet=True, zone="UTC")
+    t = pq.read_table(tmp_path / "utc" / "releases.parquet").to_pandas().set_index("title")
+    assert str(t.loc["S-GRP", "pre_time"]) == "2020-07-01 12:00:00+00:00"
+    with pytest.raises(ParameterError, match="'Mars/Olympus'.*not a time zone"):
+        ingest.ingest(raw, tmp_path / "bad", quiet=True, zone="Mars/Olympus")
+    assert not (tmp_path / "bad").exists()  # refused before any work
+
+
+def test_sizes_and_nukes_from_every_copy(tmp_path):
+    raw = tmp_path / "raw"
+    write_dump(raw, 1583056800, [line("N-GRP", predate="2020-03-01 10:00:00", size=None),
+                                 line("U-GRP", predate="2020-03-01 10:00:00", nuked="2", nukereason="dupe")])
+    write_dump(raw, 1583143200, [line("N-GRP", predate="2020-03-01 10:00:00", source="xrel", nuked="2",
+                                      nukereason="bad.ts", size="1.5GB"),
+                                 line("U-GRP", predate="2020-03-01 10:00:00", nuked="1", nukereason="fixed"),
+                                 line("J-GRP", predate="2020-03-02 01:00:00", size="2CD", files="12F")])
+    rep = ingest.ingest(raw, tmp_path / "out", quiet=True)
+    t = pq.read_table(tmp_path / "out" / "releases.parquet").to_pandas().set_index("title")
+    # a nuke logged on a later copy counts; a later unnuke undoes an earlier nuke
+    assert (t.loc["N-GRP", "nuke_code"], t.loc["N-GRP", "nuked"], t.loc["N-GRP", "nuke_reason"]) == (2, True, "bad.ts")
+    assert (t.loc["U-GRP", "nuke_code"], t.loc["U-GRP", "nuked"]) == (1, False)
+    assert t.loc["N-GRP", "size_mb"] == 1500.0 and np.isnan(t.loc["J-GRP", "size_mb"])
+    assert t.loc["J-GRP", "n_files"] == 12
+    assert rep["titles_nuke_status_from_later_copy"] == 2
+    assert rep["size_values_unparsed"] == {"2CD": 1} and rep["rows_with_unparsed_files"] == 0
 
 
 def test_unreadable_file_error_and_skip(tmp_path):
@@ -172,7 +220,7 @@ def test_real_dumps_subset(tmp_path):
     d = _real_dumps()
     dumps = nzedb.list_dumps(d)[:40]
     res = ingest.read_and_clean(dumps)
-    rel, _, rep = ingest.ingest_tables(res, dumps)
+    rel, _, _, rep = ingest.ingest_tables(res, dumps)
     # independent count with a plain split loop
     n_lines = 0
     titles = set()
@@ -196,7 +244,7 @@ def test_real_escaped_quote_lines_kept():
     dumps = [x for x in nzedb.list_dumps(d) if x.created_unix in (1535968000 - 1, 1535968000)] or \
         nzedb.list_dumps(d)[30:40]
     res = ingest.read_and_clean(dumps)
-    rel, _, rep = ingest.ingest_tables(res, dumps)
+    rel, _, _, rep = ingest.ingest_tables(res, dumps)
     esc = 0
     quoted = set()  # independent: titles with an escaped quote, unescaped by a plain split
     for df in dumps:

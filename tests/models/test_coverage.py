@@ -46,7 +46,7 @@ def test_calibration_matches_the_issue(cal, real):
     assert cal.arma_converged
     d = real.design
     assert len(cal.index) == 485 == len(real.frame.index)
-    assert cal.missing.sum() == 34 and cal.excluded.sum() == 1
+    assert cal.missing.sum() == d.missing.sum() > 20 and cal.excluded.sum() == 1
     np.testing.assert_array_equal(cal.missing, d.missing)
     np.testing.assert_array_equal(cal.excluded, d.excluded)
     # the truth is the headline fit's linear predictor; its fitted mean on the fitted days

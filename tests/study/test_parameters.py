@@ -239,10 +239,12 @@ def test_measure_n_nuked_sums_the_nuked_counts_of_the_bundled_feeds():
     releases = validate_parameters()
     y = spec.outcome
     assert spec.outcome_column == "nuked_releases" and "nuked" in spec.outcome_label
-    # independent: the processed table read with pandas, the two default feeds summed by day
-    raw = pd.read_csv(processed_dir() / "daily_feed_family.csv.gz", parse_dates=["date"])
-    raw = raw[raw["feed"].isin(["#pre@corrupt", "xrel"])]
-    ref = raw.groupby("date")["n_nuked"].sum().reindex(y.index)
+    # independent: the processed pattern table read with pandas; a release counts once if either
+    # default feed announced it, on the earlier of their days (every copy counts)
+    raw = pd.read_csv(processed_dir() / "daily_patterns.csv.gz", parse_dates=["date"])
+    off = raw[["#pre@corrupt", "xrel"]].min(axis=1)  # empty cells read as NaN: min skips them
+    raw = raw[off.notna()].assign(day=lambda d: d["date"] + pd.to_timedelta(off[off.notna()], unit="D"))
+    ref = raw.groupby("day")["n_nuked"].sum().reindex(y.index, fill_value=0)
     ok = y.notna()
     assert ok.sum() > 300
     np.testing.assert_array_equal(y[ok].to_numpy(), ref[ok].to_numpy())

@@ -28,7 +28,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     report = ingest.ingest(
         args.raw_dir, args.out, skip_unreadable=args.skip_unreadable,
-        accept_feeds=args.accept_feed or None, quiet=args.quiet,
+        accept_feeds=args.accept_feed or None, quiet=args.quiet, zone=args.zone,
     )
     _say(args, ingest.summarise(report))
     out = Path(args.out) if args.out else None
@@ -60,9 +60,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         report = ingest.ingest(args.raw, rel_dir, skip_unreadable=args.skip_unreadable, quiet=args.quiet)
         _say(args, ingest.summarise(report))
     t0 = time.perf_counter()
-    prov = indicators.build_processed(rel_path, args.out, min_group_releases=args.min_group_releases)
+    prov = indicators.build_processed(rel_path, args.out, min_group_releases=args.min_group_releases,
+                                      day_zone=args.day_zone)
     out = Path(args.out) if args.out else None
     from raidstudy.paths import processed_dir
+
+    if out is None or out.resolve() == processed_dir().resolve():
+        indicators.write_missing_days()
 
     _say(args, f"wrote {ingest.display_path(out or processed_dir())}: "
                + ", ".join(f"{k} ({v[:12]})" for k, v in sorted(prov["outputs"].items()))
@@ -85,6 +89,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def group_floor() -> int:
+    from raidstudy.data.indicators import DEFAULT_MIN_GROUP_RELEASES
+
+    return DEFAULT_MIN_GROUP_RELEASES
+
+
+def ingest_zone() -> str:
+    from raidstudy.data.ingest import SOURCE_ZONE
+
+    return SOURCE_ZONE
+
+
 def register(subparsers) -> None:
     """Add the ``ingest``, ``build`` and ``fetch`` subcommands to an argparse subparsers object."""
     p = subparsers.add_parser("ingest", help="read raw nZEDb dumps into the releases table (data/interim)")
@@ -96,6 +112,9 @@ def register(subparsers) -> None:
                    help="go on past wholly unreadable files (they are listed in the report and coverage)")
     p.add_argument("--accept-feed", action="append", default=[], metavar="FEED",
                    help="accept this feed besides the known ones (repeatable; '*' accepts any)")
+    p.add_argument("--zone", default=ingest_zone(),
+                   help="IANA zone the dumps' pre times are written in (default %(default)s, established from "
+                        "the dumps: see data/README.md); they are stored in UTC")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=cmd_ingest)
 
@@ -103,8 +122,10 @@ def register(subparsers) -> None:
     b.add_argument("--releases", default=None, help="folder holding releases.parquet (default data/interim)")
     b.add_argument("--raw", default=None, help="dumps folder, used when ingest has to run first")
     b.add_argument("--out", default=None, help="output folder (default data/processed)")
-    b.add_argument("--min-group-releases", type=int, default=1000,
-                   help="minimum releases over the range for a group to be bundled (default 1000)")
+    b.add_argument("--min-group-releases", type=int, default=group_floor(),
+                   help="minimum releases over the range for a group to be bundled (default %(default)s)")
+    b.add_argument("--day-zone", default="UTC",
+                   help="zone whose calendar days the counts use (default UTC; e.g. Europe/Berlin)")
     b.add_argument("--reingest", action="store_true", help="run ingest even if the releases table exists")
     b.add_argument("--skip-unreadable", action="store_true", help="passed to ingest")
     b.add_argument("--quiet", action="store_true", help="no progress bar or summary")

@@ -1,64 +1,55 @@
 """Daily indicators from the releases table, with a coverage mask, and the bundled data.
 
-The bundled tables in ``data/processed/`` (written by :func:`build_processed`, read by
-:func:`load_daily`, :func:`load_coverage`, :func:`indicator_series`):
+The bundled tables in ``data/processed/`` (written by :func:`build_processed`; documented in
+``data/README.md``):
 
-``daily_feed_family.csv.gz``
-    ``date, feed, family, n_releases, n_nuked``: unique releases per UTC pre day, feed
-    and section family (every date x feed x family of the covered range, zeros explicit).
-``daily_group.csv.gz``
-    ``date, group, n_releases``: releases per day of each group with at least
-    ``min_group_releases`` releases over the whole range (all feeds together).
+``daily_patterns.csv.gz``
+    Releases per day, family and *pattern* of feed offsets (:mod:`raidstudy.data.patterns`):
+    enough to count any set of feeds with every copy counting. Read with
+    :func:`indicator_series` (a set of feeds, each release once) or :func:`load_daily` (each
+    feed's own counts).
+``daily_group.csv.gz``, ``groups.csv.gz``
+    Releases per day of every group with at least ``min_group_releases`` releases in a feed
+    set (:data:`GROUP_FEED_SETS`), and one summary row per group (first and last dates).
 ``coverage.csv``
-    ``date, feed, covered, reason, n_dumps, feed_rows, min_share_ratio``: whether a feed has
-    data on a day (see *Coverage rule*).
+    Whether a feed has data on a day (see *Coverage rule*), with the reason.
+``dump_clock.csv.gz``
+    The newest pre of every dump and feed: the evidence for the dumps' time zone
+    (:mod:`raidstudy.data.clock`).
+``seed_numbers.csv``
+    The published SPARKS counts replicated (:mod:`raidstudy.data.seed`).
 ``PROVENANCE.json``
-    upstream repository and commit, input checksums, output checksums, rebuild command,
+    Upstream repository and commit, input checksums, output checksums, rebuild command,
     package version.
 
 Coverage rule
 -------------
 Each nZEDb dump holds the last 24 hours of pres at its creation time ``c`` (the number in
-its file name), so it covers the window ``(c - 24 h, c]`` (widened by :data:`WINDOW_SLACK`,
-30 minutes, because the daily job drifts by seconds a day). A feed ``F`` is *present* in a
-dump when its share of the dump's valid rows is at least :data:`SHARE_THRESHOLD` (0.2) times
-its usual share (the median share over the :data:`SHARE_WINDOW` dumps either side). Using
-the share rather than the count keeps a real collapse of the whole Scene (the SPARKS raid,
-when every Scene feed fell together and corrupt's share stayed at 0.36-0.72 of normal)
-*covered*, while an outage of one feed (corrupt's share falls to 0.00-0.20 while the other
-feeds carry on, e.g. 2019-09-15..24, 2020-01-04..08, 2020-04-02..03) is not.
+its file name), so it covers the window ``(c - 24 h, c]`` (widened by :data:`WINDOW_SLACK`).
+A feed ``F`` is *present* in a dump when its share of the dump's valid rows is at least
+:data:`SHARE_THRESHOLD` (0.2) times its usual share **or** its row count is at least
+:data:`COUNT_THRESHOLD` (0.5) times its usual count (medians over the :data:`SHARE_WINDOW`
+dumps either side). The share keeps a real collapse of the whole Scene covered (SPARKS); the
+count keeps a feed covered when another feed surges (an srrDB backfill).
 
-A day ``D`` (UTC) is covered for ``F`` when (a) the windows of the readable dumps cover all
-of ``[D, D + 1)``, and (b) ``F`` is present in every dump whose window overlaps that day.
-Otherwise it is missing, with a ``reason``: ``no dump`` (a collection gap such as
-2020-01-12..22, or outside the dumps' range), ``unreadable dump`` (a file skipped with
-``--skip-unreadable``) or ``feed absent``. A feed whose usual share is zero (it has not
-started yet or has stopped, like ``m2v.ru`` from 2023-04; an absence longer than about
-:data:`SHARE_WINDOW` dumps counts as such) is ``feed inactive``: covered, with zero counts,
-because that is a change in what nZEDb collected rather than a gap.
+A day ``D`` is covered for ``F`` when (a) the windows of the readable dumps leave at most
+:data:`MAX_GAP_MINUTES` of it uncovered, and (b) ``F`` is present in every dump whose window
+overlaps it. Otherwise it is missing, with a ``reason``: ``no dump``, ``unreadable dump`` or
+``feed absent``. A feed whose usual share is zero is ``feed inactive``: covered, zero counts.
+Two checks on each feed's own daily counts follow: ``feed vanished``
+(:func:`flag_vanished_feeds`: a feed at almost nothing while another carries on) and ``feed
+displaced`` (:func:`flag_displaced_feeds`: a Scene pre feed far below its usual count while the
+Scene total holds). A raid lowers every Scene feed and the total together and stays covered.
 
-A second check catches outages that the dump shares miss (a dump can hold a feed's older
-rows while the feed announces nothing new, as ``#pre@corrupt`` did on 2021-02-09..13): a
-covered feed-day is set to ``feed vanished`` when the feed's own count that day is below
-:data:`VANISH_RATIO` (5%) of its median over the :data:`VANISH_WINDOW` (29) days centred on
-it, that median is at least :data:`VANISH_MIN_MEDIAN` (100; a near-zero day of a small
-feed is noise), and at least one other feed with a median of 20 or more stands at half its
-median or above that day. The last condition keeps a raid covered: after SPARKS every
-Scene feed fell together (corrupt to 13% of its median on 2020-08-26, xrel to 32%), so no
-feed vanished *alone*.
-
-Missing days are never zero: every indicator is NaN on them, and a total over several
-feeds is NaN on a day where *any* of them is missing.
+Missing days are never zero: every indicator is NaN on them, and a total over several feeds
+is NaN on a day where *any* of them is missing.
 
 Feeds
 -----
 ``#pre@corrupt``, ``xrel``: Scene pre feeds. ``xrelp2p``: P2P (non-Scene) releases, a natural
 control series. ``srrdb``: the time is when the release was *uploaded to srrDB*, not its pre
-time. ``m2v.ru``: a mirror whose clock is about 8 h behind; most of its rows repeat titles
-already seen on another feed, so after deduplication it has few releases except when
-another feed is down. Because duplicates keep the first row seen, an outage of one feed
-moves some of its releases to ``srrdb``/``m2v.ru``: totals over all feeds are more stable
-than any single feed.
+time. ``m2v.ru``: a mirror whose clock runs about 8 h behind. The last two date a release
+only when no other selected feed announced it (:data:`raidstudy.data.patterns.SECONDARY_FEEDS`).
 """
 from __future__ import annotations
 
@@ -75,6 +66,7 @@ from raidstudy import __version__
 from raidstudy.io import atomic_write_bytes, sha256_bytes, sha256_file, write_json
 from raidstudy.errors import DataError, ParameterError
 from raidstudy.paths import display_path, processed_dir
+from raidstudy.data.patterns import NONE, SECONDARY_FEEDS, copy_days, count_over_feeds, dated, pattern_table
 from raidstudy.data.releases import FAMILIES
 
 __all__ = [
@@ -96,31 +88,66 @@ __all__ = [
     "data_checksum",
     "compute_coverage",
     "flag_vanished_feeds",
-    "daily_counts",
+    "flag_displaced_feeds",
+    "missing_days_markdown",
+    "write_missing_days",
+    "load_group_summary",
     "build_processed",
 ]
 
-MEASURES = ("n_releases", "n_nuked")
+#: Daily measures: releases; releases nuked (status from every copy); releases whose size is
+#: stated; their total size in MB (decimal, as the feeds state it).
+MEASURES = ("n_releases", "n_nuked", "n_sized", "size_mb")
 SHARE_THRESHOLD = 0.2
+#: A feed whose share of a dump is low still counts as present when its own row count is
+#: at least this share of its usual count (a surge of another feed, such as a srrDB
+#: backfill, lowers every other feed's share without any of them missing anything).
+COUNT_THRESHOLD = 0.5
 SHARE_WINDOW = 14
 MIN_REF_DUMPS = 5
 #: Seconds of jitter allowed between consecutive daily dumps (the job runs every 24 h and a
-#: few seconds); a larger gap between two windows makes the days it touches "no dump".
+#: few seconds); a larger gap between two windows leaves a hole in the days it touches.
 WINDOW_SLACK = 1800
+#: A hole of at most this many minutes in a day's windows leaves the day covered (its
+#: length is in ``gap_minutes``): a release count loses at most 1/24 of a day's pres.
+MAX_GAP_MINUTES = 60
 VANISH_RATIO = 0.05
 VANISH_MIN_MEDIAN = 100
 VANISH_OTHERS_RATIO = 0.5
 VANISH_OTHERS_MIN_MEDIAN = 20
 VANISH_WINDOW = 29
-DAILY_FILE = "daily_feed_family.csv.gz"
+#: Displacement (a feed collapses while the others carry its releases): the feed's 7-day
+#: mean under DISPLACE_RATIO of its 91-day median while the Scene total's 7-day mean stays
+#: at DISPLACE_TOTAL_RATIO of its median or above. Checked for the Scene pre feeds only
+#: (:data:`DISPLACE_FEEDS`): the P2P feed has no other feed to be displaced to, and the
+#: upload-time feeds are volatile by nature.
+DISPLACE_RATIO = 0.65
+DISPLACE_TOTAL_RATIO = 0.8
+DISPLACE_MIN_MEDIAN = 100
+DISPLACE_SHORT = 7
+DISPLACE_LONG = 91
+DISPLACE_FEEDS = ("#pre@corrupt", "xrel")
+#: Feeds that make the Scene total of the displacement check (every feed but P2P).
+NON_SCENE_FEEDS = ("xrelp2p",)
+DAILY_FILE = "daily_patterns.csv.gz"
 GROUP_FILE = "daily_group.csv.gz"
+GROUP_SUMMARY_FILE = "groups.csv.gz"
 COVERAGE_FILE = "coverage.csv"
+CLOCK_FILE = "dump_clock.csv.gz"
+SEED_FILE = "seed_numbers.csv"
 PROVENANCE_FILE = "PROVENANCE.json"
 LICENSE_FILE = "LICENSE-GPL-3.0.txt"
-DATA_FILES = (DAILY_FILE, GROUP_FILE, COVERAGE_FILE)
+DATA_FILES = (DAILY_FILE, GROUP_FILE, GROUP_SUMMARY_FILE, COVERAGE_FILE)
 UPSTREAM_REPO = "https://github.com/nZEDb/nZEDbPre_Dumps"
 UPSTREAM_COMMIT = "837207b065a1856e1b012fd1c61bedf81eb843e2"
-DEFAULT_MIN_GROUP_RELEASES = 1000
+#: Groups with fewer releases than this over the range (in a feed set) are not bundled.
+DEFAULT_MIN_GROUP_RELEASES = 20
+#: Feed sets of the group tables (None: every feed).
+GROUP_FEED_SETS: dict[str, tuple[str, ...] | None] = {
+    "scene": ("#pre@corrupt", "xrel"),
+    "p2p": ("xrelp2p",),
+    "all": None,
+}
 
 
 # --------------------------------------------------------------------------- reading
@@ -163,8 +190,32 @@ def _cached_sha256(path: Path) -> str:
     return _CACHE[key]
 
 
+def _patterns(d: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The pattern table (see :mod:`raidstudy.data.patterns`) with integer ``day`` and the
+    feeds' offset columns, and the feeds in column order; read once per file version."""
+    path = d / DAILY_FILE
+    key = ("patterns", *_file_key(path))
+    if key not in _CACHE:
+        df = pd.read_csv(path, dtype={"family": str}, keep_default_na=False)
+        feeds = [c for c in df.columns if c not in _PATTERN_FIXED and c not in MEASURES]
+        for f in feeds:
+            df[f] = pd.to_numeric(df[f].replace("", NONE)).astype("int32")
+        df["day"] = (pd.to_datetime(df["date"]).to_numpy("datetime64[D]").astype(np.int64)).astype(np.int64)
+        for m in MEASURES:
+            df[m] = df[m].astype("int64")
+        _CACHE[key] = (df, feeds)
+    return _CACHE[key]
+
+
+_PATTERN_FIXED = ("date", "family")
+
+
+def _day_index(days: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(days.astype("datetime64[D]").astype("datetime64[ns]"), name="date")
+
+
 def load_daily(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The bundled long table of daily counts.
+    """Each feed's own daily counts: every release the feed announced, dated by its own copy.
 
     Parameters
     ----------
@@ -174,15 +225,30 @@ def load_daily(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``date`` (datetime64, UTC day, tz-naive), ``feed`` (str), ``family`` (str),
-        ``n_releases`` (int64), ``n_nuked`` (int64). Counts on days that are not covered
-        (see :func:`load_coverage`) are what the dumps hold and must not be read as zeros.
+        Columns ``date`` (datetime64, day in the build's zone, UTC by default, tz-naive),
+        ``feed`` (str), ``family`` (str) and the :data:`MEASURES` (int64), every date x
+        feed x family of the range with zeros explicit. A release announced by two feeds
+        counts for both: **do not add rows over feeds**; use :func:`indicator_series`, which
+        counts a release once for a set of feeds. Counts on days that are not covered (see
+        :func:`load_coverage`) must not be read as zeros.
     """
     d = _dir(data_dir)
-    df = _cached_csv(d / DAILY_FILE, dtype={"feed": str, "family": str, "n_releases": "int64",
-                                             "n_nuked": "int64"}, keep_default_na=False)
-    df["date"] = pd.to_datetime(df["date"])
-    return df
+    key = ("daily", *_file_key(d / DAILY_FILE))
+    if key not in _CACHE:
+        pat, feeds = _patterns(d)
+        cov = load_coverage(d)
+        days = np.sort(cov["date"].unique())
+        frames = []
+        for f in feeds:
+            parts = {m: count_over_feeds(pat, feeds, [f], m, by=["family"]) for m in MEASURES}
+            frames.append(pd.DataFrame(parts).reset_index().assign(feed=f))
+        long = pd.concat(frames, ignore_index=True)
+        long["date"] = _day_index(long["day"].to_numpy())
+        grid = pd.MultiIndex.from_product([pd.DatetimeIndex(days, name="date"), feeds, list(FAMILIES)],
+                                          names=["date", "feed", "family"])
+        out = long.set_index(["date", "feed", "family"])[list(MEASURES)].reindex(grid, fill_value=0)
+        _CACHE[key] = out.astype("int64").reset_index()
+    return _CACHE[key].copy()
 
 
 def load_coverage(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -206,12 +272,26 @@ def load_coverage(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def load_groups(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Daily releases per group (``date``, ``group``, ``n_releases``); see :func:`group_series`."""
+    """Daily releases per group (``date``, ``feed_set``, ``group``, ``family``,
+    ``n_releases``); see :func:`group_series` and :func:`load_group_summary`."""
     d = _dir(data_dir)
     if not (d / GROUP_FILE).is_file():
         raise DataError(f"{GROUP_FILE} is missing from {_rel(d)}; rebuild with `raidstudy build`")
-    df = _cached_csv(d / GROUP_FILE, dtype={"group": str, "n_releases": "int64"}, keep_default_na=False)
+    df = _cached_csv(d / GROUP_FILE, dtype={"feed_set": str, "group": str, "family": str, "n_releases": "int64"},
+                     keep_default_na=False)
     df["date"] = pd.to_datetime(df["date"])
+    return df
+
+
+def load_group_summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """One row per bundled group and feed set: ``feed_set, group, n_releases, first_date,
+    last_date, n_days, family`` (the family of most of its releases)."""
+    d = _dir(data_dir)
+    if not (d / GROUP_SUMMARY_FILE).is_file():
+        raise DataError(f"{GROUP_SUMMARY_FILE} is missing from {_rel(d)}; rebuild with `raidstudy build`")
+    df = _cached_csv(d / GROUP_SUMMARY_FILE, dtype={"feed_set": str, "group": str, "family": str}, keep_default_na=False)
+    for c in ("first_date", "last_date"):
+        df[c] = pd.to_datetime(df[c])
     return df
 
 
@@ -260,7 +340,13 @@ def indicator_series(
     end=None,
     data_dir: str | os.PathLike | None = None,
 ) -> pd.Series:
-    """A daily indicator: the sum over the selected feeds and families, NaN where not covered.
+    """A daily indicator over a set of feeds and families, NaN where not covered.
+
+    Every copy counts: a release counts once if *any* selected feed announced it, dated by
+    the earliest pre time among the selected feeds (``srrdb`` upload times and ``m2v.ru``'s
+    shifted clock only when no other selected feed announced it; see
+    :mod:`raidstudy.data.patterns`). Days are calendar days of the build's zone (UTC unless
+    built with ``--day-zone``).
 
     Parameters
     ----------
@@ -269,8 +355,9 @@ def indicator_series(
         ``srrdb`` times are upload times, not pre times, and ``xrelp2p`` is P2P, not Scene.
     families : str or list of str, optional
         Section families (:data:`raidstudy.data.releases.FAMILIES`); ``None`` means all.
-    measure : {"n_releases", "n_nuked"}
-        Releases, or releases currently nuked.
+    measure : {"n_releases", "n_nuked", "n_sized", "size_mb"}
+        Releases; releases nuked (the status of the latest copy that states one); releases
+        whose size is stated; their total size in MB.
     start, end : date-like, optional
         Inclusive bounds (default: the whole processed range).
     data_dir : path, optional
@@ -292,7 +379,7 @@ def indicator_series(
     """
     if measure not in MEASURES:
         raise ParameterError("measure", measure, "unknown measure", accepted=MEASURES,
-                             hint="n_releases counts releases, n_nuked nuked ones")
+                             hint="n_releases counts releases, n_nuked nuked ones, size_mb adds their sizes")
     fams = _check_list("families", families, FAMILIES, "families are the harmonised section families")
     start_ts, end_ts = _date("start", start), _date("end", end)
     if start_ts is not None and end_ts is not None and start_ts > end_ts:
@@ -301,19 +388,28 @@ def indicator_series(
     cov = load_coverage(d)
     feed_list = _check_list("feeds", feeds, sorted(cov["feed"].unique().tolist()),
                             "see raidstudy.data.indicators.available_feeds()")
-    daily = load_daily(d)
-    sel = daily[daily["feed"].isin(feed_list) & daily["family"].isin(fams)]
-    s = sel.groupby("date")[measure].sum().astype("float64")
+    pat, pfeeds = _patterns(d)
+    sel = pat[pat["family"].isin(fams)]
+    counted = count_over_feeds(sel, pfeeds, feed_list, measure)
+    s = pd.Series(counted.to_numpy(dtype="float64"), index=_day_index(counted.index.to_numpy()))
     cv = cov[cov["feed"].isin(feed_list)].pivot(index="date", columns="feed", values="covered")
     idx = pd.date_range(cv.index.min(), cv.index.max(), freq="D", name="date")
     cv = cv.reindex(idx).reindex(columns=feed_list).fillna(False).astype(bool)
     s = s.reindex(idx).fillna(0.0)
+    if start_ts is None and end_ts is None and not (s > 0).any():
+        raise ParameterError("feeds", feed_list, f"announced no release{'' if families is None else ' of ' + '+'.join(fams)} "
+                             "in the whole range", accepted=sorted(cov["feed"].unique().tolist()),
+                             hint="choose feeds that carry these families (see load_daily())")
     s[~cv.all(axis=1)] = np.nan
     if start_ts is not None or end_ts is not None:
         s = s.loc[start_ts:end_ts]
         s = s.asfreq("D") if len(s) else s
     s.index.name = "date"
     s.index.freq = "D" if len(s) else None
+    if (start_ts is not None or end_ts is not None) and len(s) and not (s.fillna(0) > 0).any():
+        raise ParameterError("feeds", feed_list, f"announced no release between {start} and {end}",
+                             accepted=sorted(cov["feed"].unique().tolist()),
+                             hint="check the feeds, families and dates (an all-zero series cannot show an effect)")
     fam_label = "all families" if families is None else "+".join(fams)
     feed_label = "all feeds" if feeds is None else "+".join(feed_list)
     s.name = f"{measure} ({feed_label}; {fam_label})"
@@ -330,17 +426,25 @@ def indicator_series(
 def group_series(
     group: str,
     *,
+    feed_set: str = "scene",
+    families: Iterable[str] | str | None = None,
     start=None,
     end=None,
     data_dir: str | os.PathLike | None = None,
 ) -> pd.Series:
-    """Daily releases of one group (all feeds), NaN on days where any feed is not covered.
+    """Daily releases of one group, NaN on days where a feed of the feed set is not covered.
 
     Parameters
     ----------
     group : str
-        Group name as in the titles (case-sensitive); only groups above the build's
-        minimum volume are bundled.
+        Group name as in the titles (case-sensitive). Groups with fewer than the build's
+        ``min_group_releases`` releases in the feed set are not bundled.
+    feed_set : {"scene", "p2p", "all"}
+        :data:`GROUP_FEED_SETS`: ``scene`` is the default outcome's feeds (``#pre@corrupt``
+        and ``xrel``), ``p2p`` is ``xrelp2p``, ``all`` every feed. A release counts once if
+        any feed of the set announced it (:mod:`raidstudy.data.patterns`).
+    families : str or list of str, optional
+        Section families (default all).
     start, end : date-like, optional
         Inclusive bounds.
     data_dir : path, optional
@@ -351,29 +455,55 @@ def group_series(
     pandas.Series
         Like :func:`indicator_series`.
     """
+    if feed_set not in GROUP_FEED_SETS:
+        raise ParameterError("feed_set", feed_set, "unknown feed set", accepted=list(GROUP_FEED_SETS))
+    fams = _check_list("families", families, FAMILIES, "families are the harmonised section families")
     d = _dir(data_dir)
     g = load_groups(d)
+    g = g[g["feed_set"] == feed_set]
     groups = sorted(g["group"].unique().tolist())
     if group not in groups:
-        raise ParameterError("group", group, "not among the bundled groups", accepted=groups,
-                             hint="groups below the minimum volume are not bundled; rebuild with a lower "
-                                  "--min-group-releases")
+        close = [x for x in groups if x.lower() == str(group).lower()]
+        raise ParameterError("group", group, f"not among the {len(groups)} groups bundled for feed set {feed_set!r}",
+                             accepted=close or None,
+                             hint=("names are case-sensitive" if close else
+                                   "groups below the build's minimum volume are not bundled; see "
+                                   "load_group_summary() or rebuild with a lower --min-group-releases"))
     cov = load_coverage(d)
-    cv = cov.pivot(index="date", columns="feed", values="covered")
+    set_feeds = _feed_set(feed_set, sorted(cov["feed"].unique().tolist()))
+    cv = cov[cov["feed"].isin(set_feeds)].pivot(index="date", columns="feed", values="covered")
     idx = pd.date_range(cv.index.min(), cv.index.max(), freq="D", name="date")
     ok = cv.reindex(idx).fillna(False).astype(bool).all(axis=1)
-    s = g[g["group"] == group].groupby("date")["n_releases"].sum().astype("float64").reindex(idx).fillna(0.0)
+    sel = g[(g["group"] == group) & g["family"].isin(fams)]
+    s = sel.groupby("date")["n_releases"].sum().astype("float64").reindex(idx).fillna(0.0)
     s[~ok] = np.nan
     s = s.loc[_date("start", start):_date("end", end)]
     s.index.name = "date"
     s.index.freq = "D" if len(s) else None
-    s.name = f"n_releases (group {group}; all feeds)"
+    s.name = f"n_releases (group {group}; feed set {feed_set})"
     s.attrs["provenance"] = {"data_dir": _rel(d), "files": {n: _cached_sha256(d / n) for n in (GROUP_FILE, COVERAGE_FILE)},
-                             "feeds": sorted(cv.columns.tolist()), "group": group, "measure": "n_releases"}
+                             "feeds": set_feeds, "feed_set": feed_set, "group": group, "families": fams,
+                             "measure": "n_releases"}
     return s
 
 
+def _feed_set(name: str, feeds: Sequence[str]) -> list[str]:
+    members = GROUP_FEED_SETS[name]
+    return sorted(feeds) if members is None else [f for f in members if f in feeds]
+
+
 # --------------------------------------------------------------------------- building
+
+
+def _day_bounds(days: pd.DatetimeIndex, zone: str) -> tuple[np.ndarray, np.ndarray]:
+    """UTC seconds of the start and end of each calendar day of ``zone`` (23 or 25 hours on
+    the days daylight saving changes)."""
+    def secs(ix: pd.DatetimeIndex) -> np.ndarray:
+        if zone != "UTC":
+            ix = ix.tz_localize(zone, ambiguous=True, nonexistent="shift_forward").tz_convert("UTC").tz_localize(None)
+        return ix.to_numpy("datetime64[s]").astype(np.int64)
+
+    return secs(days), secs(days + pd.Timedelta(days=1))
 
 
 def compute_coverage(
@@ -384,6 +514,7 @@ def compute_coverage(
     *,
     threshold: float = SHARE_THRESHOLD,
     window: int = SHARE_WINDOW,
+    zone: str = "UTC",
 ) -> pd.DataFrame:
     """Apply the coverage rule (module docs) to the per-dump x feed row counts.
 
@@ -396,14 +527,17 @@ def compute_coverage(
     start, end : Timestamp
         First and last day of the table.
     threshold : float
-        A feed is absent from a dump whose share is below ``threshold`` x its usual share.
+        A feed is absent from a dump whose share is below ``threshold`` x its usual share
+        and whose row count is below :data:`COUNT_THRESHOLD` x its usual count.
     window : int
-        Dumps either side used for the usual (median) share.
+        Dumps either side used for the usual (median) share and count.
+    zone : str
+        Zone whose calendar days are reported (default UTC).
 
     Returns
     -------
     pandas.DataFrame
-        ``date, feed, covered, reason, n_dumps, feed_rows, min_share_ratio``.
+        ``date, feed, covered, reason, n_dumps, feed_rows, min_share_ratio, gap_minutes``.
     """
     feeds = list(feeds)
     files = dumps.drop_duplicates("origin").set_index("origin")[["created_unix", "status"]]
@@ -416,17 +550,18 @@ def compute_coverage(
     share = wide.div(tot.replace(0, np.nan), axis=0)
     ref = share.rolling(2 * window + 1, center=True, min_periods=MIN_REF_DUMPS).median()
     ratio = share / ref.replace(0, np.nan)
+    ref_n = wide.rolling(2 * window + 1, center=True, min_periods=MIN_REF_DUMPS).median()
+    count_ratio = wide / ref_n.replace(0, np.nan)
     active = (ref > 0).fillna(False)
-    present = ((ratio >= threshold).fillna(False) & (wide > 0)) | ~active
+    present = ((((ratio >= threshold) | (count_ratio >= COUNT_THRESHOLD)).fillna(False)) & (wide > 0)) | ~active
     c_end = readable["created_unix"].to_numpy(dtype="int64")
     c_start = c_end - 86400 - WINDOW_SLACK
     unread = files[files["status"] == "unreadable"]["created_unix"].to_numpy(dtype="int64")
 
     days = pd.date_range(start, end, freq="D")
+    d_start, d_end = _day_bounds(days, zone)
     rows = []
-    day_s = np.array([int(d.timestamp()) for d in days], dtype="int64")
-    # Merge the windows into disjoint intervals; a day is fully inside the windows iff it
-    # lies inside one merged interval.
+    # Merge the windows into disjoint intervals; the hole in a day is what they leave of it.
     merged: list[list[int]] = []
     for k in np.argsort(c_start, kind="stable"):
         if merged and c_start[k] <= merged[-1][1]:
@@ -439,17 +574,17 @@ def compute_coverage(
     ratio_np = {f: ratio[f].to_numpy() for f in feeds}
     present_np = {f: present[f].to_numpy() for f in feeds}
     active_np = {f: active[f].to_numpy() for f in feeds}
-    for d0 in day_s:
-        d1 = d0 + 86400
+    for date, d0, d1 in zip(days, d_start, d_end):
         ov = np.nonzero((c_start < d1) & (c_end > d0))[0]
-        full = bool(np.any((m_start <= d0) & (m_end >= d1)))
+        inside = np.clip(np.minimum(m_end, d1) - np.maximum(m_start, d0), 0, None).sum()
+        gap = int(round(((d1 - d0) - inside) / 60))
+        full = gap <= MAX_GAP_MINUTES
         unreadable_hit = bool(np.any((unread - 86400 < d1) & (unread > d0)))
-        date = pd.Timestamp(d0, unit="s")
         for f in feeds:
             fr = int(wide_np[f][ov].sum())
             rs = ratio_np[f][ov]
             pr = present_np[f][ov]
-            if not full:
+            if not full or not len(ov):
                 reason = "unreadable dump" if unreadable_hit else "no dump"
             elif not pr.all():
                 reason = "feed absent"
@@ -459,9 +594,9 @@ def compute_coverage(
                 reason = "ok"
             finite = rs[np.isfinite(rs)] if len(rs) else rs
             rows.append((date, f, reason in ("ok", "feed inactive"), reason, len(ov), fr,
-                         float(np.round(finite.min(), 3)) if len(finite) else np.nan))
+                         float(np.round(finite.min(), 3)) if len(finite) else np.nan, gap))
     return pd.DataFrame(rows, columns=["date", "feed", "covered", "reason", "n_dumps", "feed_rows",
-                                       "min_share_ratio"])
+                                       "min_share_ratio", "gap_minutes"])
 
 
 def flag_vanished_feeds(coverage: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
@@ -509,14 +644,66 @@ def flag_vanished_feeds(coverage: pd.DataFrame, daily: pd.DataFrame) -> pd.DataF
     return out
 
 
-def daily_counts(releases: pd.DataFrame) -> pd.DataFrame:
-    """Counts per UTC pre day x feed x family (``n_releases``, ``n_nuked``) from releases."""
-    day = releases["pre_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
-    g = pd.DataFrame({"date": day, "feed": releases["feed"].astype(str), "family": releases["family"].astype(str),
-                      "nuked": releases["nuked"].astype("int64")})
-    out = g.groupby(["date", "feed", "family"], observed=True).agg(n_releases=("nuked", "size"),
-                                                                    n_nuked=("nuked", "sum"))
-    return out.reset_index()
+def flag_displaced_feeds(coverage: pd.DataFrame, daily: pd.DataFrame, total: pd.Series,
+                         feeds: Sequence[str] = DISPLACE_FEEDS) -> pd.DataFrame:
+    """Mark covered feed-days on which a feed collapsed while the others carried its releases.
+
+    Parameters
+    ----------
+    coverage : DataFrame
+        ``date`` (datetime), ``feed``, ``covered``, ``reason``.
+    daily : DataFrame
+        Each feed's own counts: ``date``, ``feed``, ``n_releases`` (other columns summed).
+    total : Series
+        The Scene total per day (every release any non-P2P feed announced, counted once).
+    feeds : sequence of str
+        Feeds checked (default :data:`DISPLACE_FEEDS`).
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``coverage`` with ``covered=False, reason="feed displaced"`` on the days
+        where the feed's 7-day mean is under :data:`DISPLACE_RATIO` of its 91-day median
+        (median at least :data:`DISPLACE_MIN_MEDIAN`) while the total's 7-day mean stays at
+        :data:`DISPLACE_TOTAL_RATIO` of its median or above.
+
+    Notes
+    -----
+    A raid lowers the total with the feed (after SPARKS the Scene total's 7-day mean fell to
+    0.37-0.66 of its median), so it is never flagged; a partial outage of one feed whose
+    releases other feeds logged instead (``#pre@corrupt`` in September 2018: about 45 % of
+    its usual count while the total held) is.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> days = pd.date_range("2021-01-01", periods=200)
+    >>> a = np.full(200, 1000); a[100:120] = 400          # feed a collapses ...
+    >>> total = pd.Series(2000.0, index=days)            # ... while the total holds
+    >>> daily = pd.DataFrame({"date": days, "feed": "a", "n_releases": a})
+    >>> cov = daily[["date", "feed"]].assign(covered=True, reason="ok")
+    >>> out = flag_displaced_feeds(cov, daily, total, feeds=["a"])
+    >>> int((out["reason"] == "feed displaced").sum()) > 10
+    True
+    """
+    counts = daily.groupby(["date", "feed"])["n_releases"].sum().unstack("feed").sort_index()
+    tot = total.reindex(counts.index).astype(float)
+    t_med = tot.rolling(DISPLACE_LONG, center=True, min_periods=DISPLACE_LONG // 3).median()
+    t_ratio = tot.rolling(DISPLACE_SHORT, center=True, min_periods=DISPLACE_SHORT // 2 + 1).mean() / t_med
+    out = coverage.copy()
+    key = out.set_index(["date", "feed"]).index
+    for f in feeds:
+        if f not in counts.columns:
+            continue
+        x = counts[f].astype(float)
+        med = x.rolling(DISPLACE_LONG, center=True, min_periods=DISPLACE_LONG // 3).median()
+        r = x.rolling(DISPLACE_SHORT, center=True, min_periods=DISPLACE_SHORT // 2 + 1).mean() / med
+        flag = (r < DISPLACE_RATIO) & (med >= DISPLACE_MIN_MEDIAN) & (t_ratio >= DISPLACE_TOTAL_RATIO)
+        hit_days = counts.index[flag.fillna(False).to_numpy()]
+        hit = key.isin(pd.MultiIndex.from_arrays([hit_days, [f] * len(hit_days)])) & out["covered"].to_numpy()
+        out.loc[hit, "covered"] = False
+        out.loc[hit, "reason"] = "feed displaced"
+    return out
 
 
 def _gzip_csv(df: pd.DataFrame) -> bytes:
@@ -525,6 +712,54 @@ def _gzip_csv(df: pd.DataFrame) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
         gz.write(text)
     return buf.getvalue()
+
+
+def _iso(days: np.ndarray) -> np.ndarray:
+    return np.datetime_as_string(np.asarray(days, dtype=np.int64).astype("datetime64[D]"), unit="D")
+
+
+def missing_days_markdown(coverage: pd.DataFrame) -> str:
+    """Every day a feed is not covered, as Markdown: runs of consecutive days per feed and
+    reason (the list in ``data/README.md``)."""
+    miss = coverage[~coverage["covered"]].sort_values(["feed", "date"])
+    lines = ["| feed | days | n | reason |", "| --- | --- | --- | --- |"]
+    for (feed, reason), grp in miss.groupby(["feed", "reason"], sort=True):
+        ds = pd.DatetimeIndex(grp["date"]).sort_values()
+        run_start = prev = None
+        runs = []
+        for d in ds:
+            if prev is not None and (d - prev).days == 1:
+                prev = d
+                continue
+            if run_start is not None:
+                runs.append((run_start, prev))
+            run_start = prev = d
+        if run_start is not None:
+            runs.append((run_start, prev))
+        for a, b in runs:
+            span = a.strftime("%Y-%m-%d") if a == b else f"{a:%Y-%m-%d}..{b:%Y-%m-%d}"
+            lines.append(f"| `{feed}` | {span} | {(b - a).days + 1} | {reason} |")
+    order = lines[:2] + sorted(lines[2:], key=lambda ln: (ln.split("|")[2].split("..")[0], ln))
+    return "\n".join(order) + "\n"
+
+
+_MISSING_START, _MISSING_END = "<!-- missing-days:start -->\n", "<!-- missing-days:end -->"
+
+
+def write_missing_days(readme: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> Path:
+    """Write :func:`missing_days_markdown` of the bundled coverage into ``data/README.md``,
+    between its ``missing-days`` markers (``raidstudy build`` does this for the default
+    folder)."""
+    from raidstudy.paths import repo_root
+
+    path = Path(readme) if readme is not None else repo_root() / "data" / "README.md"
+    text = path.read_text()
+    a, b = text.find(_MISSING_START), text.find(_MISSING_END)
+    if a < 0 or b < a:
+        raise DataError(f"{path} lacks the markers {_MISSING_START.strip()} ... {_MISSING_END}")
+    body = missing_days_markdown(load_coverage(data_dir))
+    atomic_write_bytes(path, (text[:a + len(_MISSING_START)] + body + text[b:]).encode())
+    return path
 
 
 def build_processed(
@@ -537,13 +772,16 @@ def build_processed(
     min_group_releases: int = DEFAULT_MIN_GROUP_RELEASES,
     ingest_report: dict | None = None,
     input_checksums: dict[str, str] | None = None,
+    day_zone: str = "UTC",
+    published: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Write the processed tables (deterministically: byte-identical on a rerun).
 
     Parameters
     ----------
     releases_path : path
-        ``releases.parquet`` from the ingest.
+        ``releases.parquet`` from the ingest (``copies.parquet`` and ``dumps.parquet`` are
+        read beside it).
     out_dir : path, optional
         Output folder (default ``data/processed``).
     dumps_path : path, optional
@@ -551,12 +789,18 @@ def build_processed(
     start, end : str, optional
         First and last day. Default: the first and last day fully inside the dumps' windows.
     min_group_releases : int
-        Groups with fewer releases over the range are left out of ``daily_group.csv.gz``.
+        Groups with fewer releases over the range in a feed set are left out of that feed
+        set's group tables.
     ingest_report : dict, optional
         The ingest report (default: ``ingest_report.json`` beside ``releases_path``);
         its input checksums go into ``PROVENANCE.json``.
     input_checksums : dict, optional
         Override the input checksums recorded.
+    day_zone : str
+        Zone whose calendar days are counted (default UTC).
+    published : path, optional
+        Published counts to replicate (default ``data/published_counts.csv``); the
+        replication goes to ``seed_numbers.csv``. Skipped when the file is absent.
 
     Returns
     -------
@@ -567,6 +811,9 @@ def build_processed(
 
     import pyarrow.parquet as pq
 
+    from raidstudy.data.ingest import COPIES_FILE, check_zone
+
+    day_zone = check_zone(day_zone)
     releases_path = Path(releases_path)
     if not releases_path.is_file():
         raise DataError(f"releases table {releases_path} not found; run `raidstudy ingest` first")
@@ -576,57 +823,120 @@ def build_processed(
     dumps_path = Path(dumps_path) if dumps_path is not None else releases_path.parent / "dumps.parquet"
     if not dumps_path.is_file():
         raise DataError(f"dumps table {dumps_path} not found; rerun `raidstudy ingest`")
+    copies_path = releases_path.parent / COPIES_FILE
+    if not copies_path.is_file():
+        raise DataError(f"copies table {copies_path} not found (the releases table comes from an older raidstudy); "
+                        "rerun `raidstudy ingest` (or `raidstudy build --reingest`)")
     if ingest_report is None:
         rp = releases_path.parent / "ingest_report.json"
         ingest_report = json.loads(rp.read_text()) if rp.is_file() else {}
     dumps = pd.read_parquet(dumps_path)
-    rel = pq.read_table(releases_path, columns=["pre_time", "feed", "family", "nuked", "group"]).to_pandas()
+    rel = pq.read_table(releases_path, columns=["family", "nuked", "group", "size_mb"]).to_pandas()
+    copies = pq.read_table(copies_path).to_pandas()
 
     files = dumps.drop_duplicates("origin")
     ok_files = files[files["status"] != "unreadable"]
-    if start is None:
-        first = int(ok_files["created_unix"].min())
-        start_ts = (pd.Timestamp(first, unit="s").floor("D") + pd.Timedelta(days=1))
-    else:
-        start_ts = pd.Timestamp(start)
-    if end is None:
-        last = int(ok_files["created_unix"].max())
-        end_ts = pd.Timestamp(last, unit="s").floor("D") - pd.Timedelta(days=1)
-    else:
-        end_ts = pd.Timestamp(end)
-    feeds = sorted(set(dumps["feed"].unique()) - {""})
-    cov = compute_coverage(dumps, feeds, start_ts, end_ts)
+    first, last = int(ok_files["created_unix"].min()), int(ok_files["created_unix"].max())
+    start_ts = pd.Timestamp(start) if start is not None else \
+        pd.Timestamp(first, unit="s").floor("D") + pd.Timedelta(days=1)
+    end_ts = pd.Timestamp(end) if end is not None else pd.Timestamp(last, unit="s").floor("D") - pd.Timedelta(days=1)
+    feeds = sorted((set(dumps["feed"].unique()) | set(copies["feed"].astype(str).unique())) - {""})
+    cov = compute_coverage(dumps, feeds, start_ts, end_ts, zone=day_zone)
 
-    counts = daily_counts(rel)
-    days = pd.date_range(start_ts, end_ts, freq="D")
-    grid = pd.MultiIndex.from_product([days, feeds, list(FAMILIES)], names=["date", "feed", "family"])
-    daily = counts.set_index(["date", "feed", "family"]).reindex(grid, fill_value=0).reset_index()
-    daily["n_releases"] = daily["n_releases"].astype("int64")
-    daily["n_nuked"] = daily["n_nuked"].astype("int64")
-    cov = flag_vanished_feeds(cov, daily)
-    daily["date"] = daily["date"].dt.strftime("%Y-%m-%d")
+    # every copy counts: the day each feed announced each release
+    days = copy_days(copies, len(rel), feeds, zone=day_zone)
+    del copies
+    fam = pd.Categorical(rel["family"].astype(str), categories=list(FAMILIES))
+    if (fam.codes < 0).any():  # pragma: no cover - the ingest only writes known families
+        raise DataError(f"unknown families in {releases_path}: {sorted(set(rel['family'][fam.codes < 0]))}")
+    size = rel["size_mb"].to_numpy(dtype="float64")
+    nuked = rel["nuked"].to_numpy().astype(np.int64)
+    measures = {"n_releases": np.ones(len(rel), np.int64), "n_nuked": nuked,
+                "n_sized": (~np.isnan(size)).astype(np.int64),
+                # whole MB per release: sums stay exact integers (sizes are stated in MB)
+                "size_mb": np.rint(np.nan_to_num(size)).astype(np.int64)}
+    pat = pattern_table(days, feeds, {"family": fam.codes.astype(np.int8)}, measures)
+    lo, hi = _day_number(start_ts), _day_number(end_ts)
+    reach = pat[feeds].to_numpy().max(axis=1)
+    pat = pat[(pat["day"] <= hi) & (pat["day"] + reach >= lo)].reset_index(drop=True)
 
-    day = rel["pre_time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.floor("D")
-    inr = (day >= start_ts) & (day <= end_ts) & (rel["group"] != "")
-    gdf = pd.DataFrame({"date": day[inr], "group": rel["group"][inr].astype(str)})
-    tot = gdf["group"].value_counts()
-    keep = set(tot[tot >= min_group_releases].index)
-    gdf = gdf[gdf["group"].isin(keep)]
-    groups = gdf.groupby(["date", "group"]).size().rename("n_releases").reset_index()
-    groups = groups.sort_values(["date", "group"], kind="stable")
-    groups["date"] = groups["date"].dt.strftime("%Y-%m-%d")
+    # each feed's own counts (coverage checks) and the Scene total
+    day_ix = pd.date_range(start_ts, end_ts, freq="D", name="date")
+    own = []
+    for f in feeds:
+        c = count_over_feeds(pat, feeds, [f], "n_releases")
+        own.append(pd.DataFrame({"date": _day_index(c.index.to_numpy()), "feed": f, "n_releases": c.to_numpy()}))
+    own_df = pd.concat(own, ignore_index=True)
+    own_df = own_df[(own_df["date"] >= start_ts) & (own_df["date"] <= end_ts)]
+    grid = pd.MultiIndex.from_product([day_ix, feeds], names=["date", "feed"])
+    own_df = own_df.set_index(["date", "feed"]).reindex(grid, fill_value=0).reset_index()
+    scene = [f for f in feeds if f not in NON_SCENE_FEEDS]
+    tot = count_over_feeds(pat, feeds, scene, "n_releases")
+    total = pd.Series(tot.to_numpy(dtype=float), index=_day_index(tot.index.to_numpy())).reindex(day_ix, fill_value=0.0)
+    cov = flag_vanished_feeds(cov, own_df)
+    cov = flag_displaced_feeds(cov, own_df, total)
+
+    # groups: every group with at least min_group_releases releases in a feed set
+    grp = rel["group"].astype(str).to_numpy()
+    gframes, sframes = [], []
+    for set_name in GROUP_FEED_SETS:
+        members = _feed_set(set_name, feeds)
+        dd = dated(days, feeds, members)
+        inr = (dd >= lo) & (dd <= hi) & (grp != "")
+        g = pd.DataFrame({"day": dd[inr], "group": grp[inr], "family": fam.codes[inr]})
+        n_by = g["group"].value_counts()
+        g = g[g["group"].isin(n_by.index[n_by >= min_group_releases])]
+        daily_g = g.groupby(["day", "group", "family"], sort=True).size().rename("n_releases").reset_index()
+        daily_g.insert(0, "feed_set", set_name)
+        gframes.append(daily_g)
+        summ = g.groupby("group").agg(n_releases=("day", "size"), first_day=("day", "min"), last_day=("day", "max"),
+                                      n_days=("day", "nunique"))
+        top = g.groupby(["group", "family"]).size().rename("n").reset_index()
+        top = top.sort_values(["group", "n", "family"], ascending=[True, False, True]).drop_duplicates("group")
+        summ = summ.join(top.set_index("group")["family"])
+        summ.insert(0, "feed_set", set_name)
+        sframes.append(summ.reset_index())
+    groups = pd.concat(gframes, ignore_index=True)
+    groups = groups.sort_values(["feed_set", "day", "group", "family"], kind="stable")
+    groups_out = pd.DataFrame({"date": _iso(groups["day"].to_numpy()), "feed_set": groups["feed_set"],
+                               "group": groups["group"], "family": np.asarray(FAMILIES)[groups["family"].to_numpy()],
+                               "n_releases": groups["n_releases"].astype("int64")})
+    summary = pd.concat(sframes, ignore_index=True).sort_values(["feed_set", "group"], kind="stable")
+    summary_out = pd.DataFrame({
+        "feed_set": summary["feed_set"], "group": summary["group"], "n_releases": summary["n_releases"].astype("int64"),
+        "first_date": _iso(summary["first_day"].to_numpy()), "last_date": _iso(summary["last_day"].to_numpy()),
+        "n_days": summary["n_days"].astype("int64"), "family": np.asarray(FAMILIES)[summary["family"].to_numpy()]})
+
+    pat_out = pat.copy()
+    pat_out.insert(0, "date", _iso(pat_out.pop("day").to_numpy()))
+    pat_out["family"] = np.asarray(FAMILIES)[pat_out["family"].to_numpy()]
+    for f in feeds:
+        pat_out[f] = pat_out[f].astype("int64").astype(str).replace(str(NONE), "")
+    pat_out = pat_out[["date", "family", *feeds, *MEASURES]]
 
     cov_out = cov.copy()
     cov_out["date"] = cov_out["date"].dt.strftime("%Y-%m-%d")
     cov_out["covered"] = cov_out["covered"].map({True: "true", False: "false"})
     cov_out["min_share_ratio"] = cov_out["min_share_ratio"].map(lambda x: "" if pd.isna(x) else f"{x:.3f}")
 
+    from raidstudy.data.clock import clock_table
+
     out.mkdir(parents=True, exist_ok=True)
     blobs = {
-        DAILY_FILE: _gzip_csv(daily[["date", "feed", "family", "n_releases", "n_nuked"]]),
-        GROUP_FILE: _gzip_csv(groups[["date", "group", "n_releases"]]),
+        DAILY_FILE: _gzip_csv(pat_out),
+        GROUP_FILE: _gzip_csv(groups_out),
+        GROUP_SUMMARY_FILE: _gzip_csv(summary_out),
         COVERAGE_FILE: cov_out.to_csv(index=False, lineterminator="\n").encode("utf-8"),
+        CLOCK_FILE: _gzip_csv(clock_table(dumps)),
     }
+    pub_path = Path(published) if published is not None else _published_default()
+    if pub_path is not None and pub_path.is_file():
+        from raidstudy.data.seed import replicate
+
+        berlin = copy_days(pq.read_table(copies_path).to_pandas(), len(rel), feeds, zone="Europe/Berlin") \
+            if day_zone != "Europe/Berlin" else days
+        table = replicate(pd.read_csv(pub_path, keep_default_na=False), {day_zone: days, "Europe/Berlin": berlin}, feeds)
+        blobs[SEED_FILE] = table.to_csv(index=False, lineterminator="\n").encode("utf-8")
     for name, data in blobs.items():
         atomic_write_bytes(out / name, data)
     lic = _licence_source()
@@ -652,18 +962,28 @@ def build_processed(
             "lines_read": ingest_report.get("lines_read"),
             "unique_releases": ingest_report.get("rows_kept"),
             "duplicates": ingest_report.get("duplicates"),
+            "copies": ingest_report.get("copies"),
             "skipped": ingest_report.get("skipped"),
+            "source_zone": ingest_report.get("source_zone"),
+            "titles_nuke_status_from_later_copy": ingest_report.get("titles_nuke_status_from_later_copy"),
         },
         "range": {"start": start_ts.strftime("%Y-%m-%d"), "end": end_ts.strftime("%Y-%m-%d")},
+        "day_zone": day_zone,
         "feeds": feeds,
+        "secondary_feeds": [f for f in SECONDARY_FEEDS if f in feeds],
         "families": list(FAMILIES),
-        "coverage_rule": {"share_threshold": SHARE_THRESHOLD, "share_window_dumps": SHARE_WINDOW,
+        "measures": list(MEASURES),
+        "coverage_rule": {"share_threshold": SHARE_THRESHOLD, "count_threshold": COUNT_THRESHOLD,
+                          "share_window_dumps": SHARE_WINDOW, "max_gap_minutes": MAX_GAP_MINUTES,
                           "vanish_ratio": VANISH_RATIO, "vanish_min_median": VANISH_MIN_MEDIAN,
                           "vanish_others_ratio": VANISH_OTHERS_RATIO,
                           "vanish_others_min_median": VANISH_OTHERS_MIN_MEDIAN, "vanish_window_days": VANISH_WINDOW,
+                          "displace_ratio": DISPLACE_RATIO, "displace_total_ratio": DISPLACE_TOTAL_RATIO,
+                          "displace_min_median": DISPLACE_MIN_MEDIAN, "displace_windows_days": [DISPLACE_SHORT, DISPLACE_LONG],
+                          "displace_feeds": list(DISPLACE_FEEDS),
                           "uncovered_feed_days": {f: int((uncovered["feed"] == f).sum()) for f in feeds}},
         "min_group_releases": int(min_group_releases),
-        "n_groups": len(keep),
+        "n_groups": {k: int((summary_out["feed_set"] == k).sum()) for k in GROUP_FEED_SETS},
         "outputs": {name: sha256_bytes(data) for name, data in blobs.items()},
         "rebuild_command": "raidstudy build   (or: make data)",
         "package": {"name": "raidstudy", "version": __version__},
@@ -672,6 +992,17 @@ def build_processed(
     atomic_write_bytes(out / "INPUT_SHA256SUMS", sums_text.encode())
     _CACHE.clear()
     return prov
+
+
+def _day_number(ts: pd.Timestamp) -> int:
+    return int(np.datetime64(ts.strftime("%Y-%m-%d"), "D").astype(np.int64))
+
+
+def _published_default() -> Path | None:
+    from raidstudy.paths import repo_root
+
+    p = repo_root() / "data" / "published_counts.csv"
+    return p if p.is_file() else None
 
 
 def _licence_source() -> Path | None:

@@ -35,6 +35,7 @@ malloc while the ingest runs (its default pool costs about 2 s more CPU here).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ __all__ = [
     "REPORT_FILE",
     "ingest",
     "ingest_tables",
+    "copies_table",
+    "check_zone",
+    "SOURCE_ZONE",
+    "COPIES_FILE",
     "read_and_clean",
     "summarise",
     "display_path",
@@ -84,6 +89,11 @@ SKIP_REASONS = ("wrong_field_count", "truncated_line", "bad_title", "bad_timesta
 RELEASES_FILE = "releases.parquet"
 DUMPS_FILE = "dumps.parquet"
 REPORT_FILE = "ingest_report.json"
+COPIES_FILE = "copies.parquet"
+#: The zone the dumps' pre times are written in (see :func:`clock_evidence` and
+#: ``data/README.md``): the newest pre of every dump is 1 h after the file's UTC creation
+#: time in winter and 2 h in summer, switching on the European daylight-saving dates.
+SOURCE_ZONE = "Europe/Berlin"
 #: Rows per row group of the releases table.
 ROW_GROUP_ROWS = 1 << 20
 MAX_EXAMPLES = nzedb.MAX_EXAMPLES
@@ -200,6 +210,16 @@ class _Batch:
     n_valid: int
     #: Valid rows whose ``nuked`` value is outside nZEDb's codes 0-5, by raw value.
     unknown_nuke: dict[str, int] | None = None
+    #: Valid rows whose ``size`` / ``files`` text is not a size / file count, by raw value.
+    unknown_size: dict[str, int] | None = None
+    unknown_files: dict[str, int] | None = None
+    #: Pre times that the source zone makes ambiguous (the repeated hour when daylight
+    #: saving ends: read as the first, summer-time, occurrence) or nonexistent (the hour
+    #: skipped when it starts: shifted forward), counted.
+    tz_ambiguous: int = 0
+    tz_nonexistent: int = 0
+    #: The newest pre time per (file index, feed), as written (local clock), in seconds.
+    newest: dict[tuple[int, str], int] | None = None
 
 
 _NO_ROWS = np.zeros(0, np.int64)
@@ -210,6 +230,63 @@ def _empty_batch() -> _Batch:
     return _Batch(rows, {}, 0)
 
 
+_SIZE_RE = r"^(\d+(?:\.\d+)?) ?([KMGT]B)$"
+_SIZE_UNIT = {"KB": 1e-3, "MB": 1.0, "GB": 1e3, "TB": 1e6}
+_FILES_RE = r"^(\d{1,6})F$"
+
+
+def _parse_dict_numbers(values: pa.Array, pattern: str, convert) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a dictionary's distinct values (unquoted; null = ``\\N``): the number of each
+    (NaN when null or not matching ``pattern``) and whether a non-null value failed to parse."""
+    texts = values.to_pylist()
+    out = np.full(len(texts), np.nan)
+    bad = np.zeros(len(texts), bool)
+    rx = re.compile(pattern)
+    for i, t in enumerate(texts):
+        if t is None:
+            continue
+        m = rx.match(t.strip())
+        if m is None:
+            bad[i] = True
+        else:
+            out[i] = convert(m)
+    return out, bad
+
+
+def _tally(values: pa.Array, idx: pa.Array, bad: np.ndarray) -> dict[str, int]:
+    """Rows whose dictionary value is flagged ``bad``, counted by raw value."""
+    if not bad.any():
+        return {}
+    per_value = np.bincount(idx.to_numpy(zero_copy_only=False), minlength=len(values))
+    raw = values.to_pylist()
+    out: dict[str, int] = {}
+    for j in np.flatnonzero(bad & (per_value > 0)).tolist():
+        out[str(raw[j])] = out.get(str(raw[j]), 0) + int(per_value[j])
+    return out
+
+
+def _to_utc(naive: np.ndarray, zone: str) -> tuple[np.ndarray, int, int]:
+    """Local wall-clock seconds (as written in ``zone``) -> UTC seconds, with the counts of
+    ambiguous and nonexistent times (see :attr:`_Batch.tz_ambiguous`)."""
+    if zone == "UTC":
+        return naive, 0, 0
+    import pandas as pd
+
+    def seconds(loc) -> np.ndarray:
+        return loc.tz_convert("UTC").tz_localize(None).to_numpy("datetime64[s]").astype(np.int64)
+
+    idx = pd.DatetimeIndex(naive.astype("datetime64[s]"))
+    loc = idx.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+    bad = np.asarray(loc.isna())
+    if not bad.any():
+        return seconds(loc), 0, 0
+    out = seconds(loc)
+    summer = np.ones(int(bad.sum()), bool)
+    n_non = int(np.asarray(idx[bad].tz_localize(zone, ambiguous=summer, nonexistent="NaT").isna()).sum())
+    out[bad] = seconds(idx[bad].tz_localize(zone, ambiguous=summer, nonexistent="shift_forward"))
+    return out, int(bad.sum()) - n_non, n_non
+
+
 class _Cleaner:
     """Cleaning of a batch of files, run in the reader threads (see :func:`read_and_clean`).
 
@@ -218,8 +295,10 @@ class _Cleaner:
     (:func:`_writer_piece`). Adds skip counts and examples to each file's FileResult.
     """
 
-    def __init__(self, origins: Sequence[str], accept_feeds: Iterable[str] | None):
+    def __init__(self, origins: Sequence[str], accept_feeds: Iterable[str] | None,
+                 zone: str = SOURCE_ZONE):
         self.origins = pa.array(list(origins), pa.string())
+        self.zone = zone
         acc = list(accept_feeds or [])
         self.any_feed = "*" in acc
         self.known = pa.array(list(KNOWN_FEEDS) + [f for f in acc if f != "*"], pa.string())
@@ -282,11 +361,19 @@ class _Cleaner:
         per_feed: dict[tuple[int, str], int] = {}
         names = feed_values.to_pylist()
         first_file = int(file_index[0])  # the batch's files are consecutive
-        pair_n = np.bincount((file_index - first_file).astype(np.int64) * len(names) + feed_idx.to_numpy())
+        pair_id = (file_index - first_file).astype(np.int64) * len(names) + feed_idx.to_numpy()
+        pair_n = np.bincount(pair_id)
+        naive = ts.cast(pa.int64()).to_numpy()
+        pair_newest = np.full(len(pair_n), np.iinfo(np.int64).min)
+        np.maximum.at(pair_newest, pair_id, naive)
         pairs = np.flatnonzero(pair_n)
-        for p, c in zip((pairs + first_file * len(names)).tolist(), pair_n[pairs].tolist()):
+        newest: dict[tuple[int, str], int] = {}
+        for p, c, t in zip((pairs + first_file * len(names)).tolist(), pair_n[pairs].tolist(),
+                           pair_newest[pairs].tolist()):
             k = (p // len(names), names[p % len(names)])
             per_feed[k] = per_feed.get(k, 0) + c
+            newest[k] = max(newest.get(k, t), t)
+        utc, n_amb, n_non = _to_utc(naive, self.zone)
         title = _unescape(_strip_quotes(col["title"]))
         sec_values, sec_idx = _unquote_codes(col["category"])
         nk_values, nk_idx = _unquote_codes(col["nuked"])
@@ -305,18 +392,30 @@ class _Cleaner:
                 key = str(raw_values[j])
                 unknown_nuke[key] = unknown_nuke.get(key, 0) + int(per_value[j])
         nr_values, nr_idx = _unquote_codes(col["nukereason"])
+        size_values, size_idx = _unquote_codes(col["size"])
+        size_num, size_bad = _parse_dict_numbers(
+            size_values, _SIZE_RE, lambda m: float(m.group(1)) * _SIZE_UNIT[m.group(2)])
+        files_values, files_idx = _unquote_codes(col["files"])
+        files_num, files_bad = _parse_dict_numbers(files_values, _FILES_RE, lambda m: float(m.group(1)))
+        size_mb = size_num[size_idx.to_numpy(zero_copy_only=False)]
+        n_files = files_num[files_idx.to_numpy(zero_copy_only=False)]
         rows = pa.table({
             "title": title,
             "section": pa.DictionaryArray.from_arrays(sec_idx, pc.fill_null(sec_values, "")),
             "feed": pa.DictionaryArray.from_arrays(feed_idx, feed_values),
-            "pre_time": ts.cast(pa.timestamp("s", tz="UTC")),
+            "pre_time": pa.array(utc, pa.timestamp("s", tz="UTC")),
             "nuke_code": nuke_code,
             "nuked": pc.is_in(nuke_code, pa.array(NUKED_CODES, pa.int8())),
             "nuke_reason": pa.DictionaryArray.from_arrays(nr_idx, pc.fill_null(nr_values, "")),
+            "size_mb": pa.array(size_mb, pa.float64(), from_pandas=True),
+            "n_files": pa.array(n_files, pa.float64(), from_pandas=True).cast(pa.int32()),
             "origin": pa.DictionaryArray.from_arrays(col["file_index"], self.origins),
             "line": col["line"],
         })
-        return _Batch(rows, per_feed, n, unknown_nuke)
+        return _Batch(rows, per_feed, n, unknown_nuke,
+                      unknown_size=_tally(size_values, size_idx, size_bad),
+                      unknown_files=_tally(files_values, files_idx, files_bad),
+                      tz_ambiguous=n_amb, tz_nonexistent=n_non, newest=newest)
 
 
 def _dedup_first(key) -> tuple[np.ndarray, np.ndarray]:
@@ -350,19 +449,46 @@ class _Dedup:
     title occurred earlier and ``rep`` gives each row's first copy; ``n_conflicts`` counts
     the titles whose copies carry different pre times and ``first_conflicts`` holds the
     first copies of the first :data:`MAX_EXAMPLES` of them; ``n_far`` counts the titles with
-    copies over a day apart."""
+    copies over a day apart.
+
+    Every copy counts: ``copies`` holds, per title and feed that announced it, the first
+    copy (``rep``), the feed (a code over ``feeds``) and the feed's earliest pre time;
+    ``nuke_at`` / ``nuke_from`` pair a title's first copy with the latest copy that carries
+    a nuke status when that is another row; ``size_mb`` and ``n_files`` hold, at the first
+    copies, the largest value over every copy (NaN / -1 when no copy states one).
+    """
 
     is_dup: np.ndarray
     rep: np.ndarray
     n_conflicts: int
     first_conflicts: np.ndarray
     n_far: int
+    feeds: list[str]
+    copies: tuple[np.ndarray, np.ndarray, np.ndarray]
+    nuke_at: np.ndarray
+    nuke_from: np.ndarray
+    nuke_code: np.ndarray
+    size_mb: np.ndarray
+    n_files: np.ndarray
+
+
+def _dict_column(col) -> pa.DictionaryArray:
+    arr = _one(col)
+    return arr if isinstance(arr, pa.DictionaryArray) else pc.dictionary_encode(arr)
+
+
+def _feed_vocabulary(parts: Sequence[_Batch]) -> list[str]:
+    names: set[str] = set()
+    for b in parts:
+        names.update(v for v in _dict_column(b.rows.column("feed")).dictionary.to_pylist() if v is not None)
+    return sorted(names)
 
 
 def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
     """:func:`_dedup_first` over the batches' titles, lower-cased (global row numbers), part
-    by part in one thread per CPU (see :data:`_N_PARTS`); the copies' pre times are compared
-    in the same pass (a copy differs when its time is not the kept copy's).
+    by part in one thread per CPU (see :data:`_N_PARTS`); in the same pass, the copies' pre
+    times are compared (a copy differs when its time is not the kept copy's) and every
+    copy's feed, time, nuke status, size and file count are gathered onto its title.
 
     The keys are made here rather than in the reader threads, so that they live only for
     this step, in memory the readers have freed: about 0.2 GB less at the peak. Every row belongs to one part, which fills in its
@@ -371,16 +497,31 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
     n = int(offsets[-1])
     is_dup = np.empty(n, dtype=bool)
     rep = np.empty(n, dtype=np.int64)
+    size_mb = np.full(n, np.nan)
+    n_files = np.full(n, -1, dtype=np.int32)
+    feeds = _feed_vocabulary(parts)
+    code_of = {f: i for i, f in enumerate(feeds)}
+    n_feeds = max(len(feeds), 1)
 
-    def prepare(b: _Batch) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray]:
-        pre_time = _one(b.rows.column("pre_time")).cast(pa.int64()).to_numpy()
-        return (*_batch_keys(_one(b.rows.column("title"))), pre_time)
+    def prepare(b: _Batch):
+        rows = b.rows
+        pre_time = _one(rows.column("pre_time")).cast(pa.int64()).to_numpy()
+        feed = _dict_column(rows.column("feed"))
+        to_code = np.array([code_of.get(v, 0) for v in feed.dictionary.to_pylist()] or [0], np.int16)
+        fc = to_code[feed.indices.to_numpy(zero_copy_only=False)]
+        nk = _one(rows.column("nuke_code")).to_numpy(zero_copy_only=False)
+        sz = _one(rows.column("size_mb")).to_numpy(zero_copy_only=False)
+        nf = pc.fill_null(_one(rows.column("n_files")), -1).to_numpy(zero_copy_only=False)
+        return (*_batch_keys(_one(rows.column("title"))), pre_time, fc, nk, sz, nf)
 
-    def work(p: int) -> tuple[int, np.ndarray, int]:
-        keys = pa.chunked_array([k.slice(b[p], b[p + 1] - b[p]) for k, b, _, _ in keyed], pa.string())
-        rows = [r[b[p]:b[p + 1]] for _, b, r, _ in keyed]
+    def cat(j: int, rows) -> np.ndarray:
+        return np.concatenate([k[j][r] for k, r in zip(keyed, rows)] or [_NO_ROWS])
+
+    def work(p: int):
+        keys = pa.chunked_array([k[0].slice(k[1][p], k[1][p + 1] - k[1][p]) for k in keyed], pa.string())
+        rows = [k[2][k[1][p]:k[1][p + 1]] for k in keyed]
         where = np.concatenate([o + r for o, r in zip(offsets, rows)] or [_NO_ROWS])
-        ts = np.concatenate([t[r] for (_, _, _, t), r in zip(keyed, rows)] or [_NO_ROWS])
+        ts, fc, nk, sz, nf = (cat(j, rows) for j in range(3, 8))
         d, r = _dedup_first(keys)
         is_dup[where] = d
         rep[where] = where[r]
@@ -389,13 +530,48 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
         kept_at = r[dup_at]
         gap = np.abs(ts[dup_at] - ts[kept_at])
         conflicts = np.unique(where[kept_at[gap != 0]])
-        return len(conflicts), conflicts[:MAX_EXAMPLES], len(np.unique(kept_at[gap > _DAY]))
+        # every copy: each feed's earliest time for each title
+        key = r.astype(np.int64) * n_feeds + fc
+        order = np.lexsort((ts, key))
+        ks = key[order]
+        first = order[np.concatenate(([True], ks[1:] != ks[:-1]))] if len(ks) else order
+        copies = (where[r[first]], fc[first], ts[first])
+        # the nuke status of the latest copy that states one (copies come in file order)
+        nz = np.flatnonzero(nk != 0)
+        at = src = _NO_ROWS
+        code = np.zeros(0, np.int8)
+        if len(nz):
+            rev = r[nz][::-1]
+            u, i_rev = np.unique(rev, return_index=True)
+            last = nz[len(nz) - 1 - i_rev]
+            moved = last != u
+            at, src, code = where[u[moved]], where[last[moved]], nk[last[moved]]
+        # size and file count: the largest any copy states
+        if len(dup_at):
+            s_ = sz.copy()
+            np.fmax.at(s_, kept_at, sz[dup_at])
+            f_ = nf.copy()
+            np.maximum.at(f_, kept_at, nf[dup_at])
+        else:
+            s_, f_ = sz, nf
+        kept = np.flatnonzero(~d)
+        size_mb[where[kept]] = s_[kept]
+        n_files[where[kept]] = f_[kept]
+        return (len(conflicts), conflicts[:MAX_EXAMPLES], len(np.unique(kept_at[gap > _DAY])),
+                copies, (at, src, code))
 
     with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
         keyed = list(pool.map(prepare, parts))
         found = list(pool.map(work, range(_N_PARTS)))
-    first = np.sort(np.concatenate([f for _, f, _ in found] or [_NO_ROWS]))[:MAX_EXAMPLES]
-    return _Dedup(is_dup, rep, sum(c for c, _, _ in found), first, sum(f for _, _, f in found))
+    del keyed
+    first = np.sort(np.concatenate([f[1] for f in found] or [_NO_ROWS]))[:MAX_EXAMPLES]
+    copies = tuple(np.concatenate([f[3][j] for f in found]) for j in range(3)) if found else \
+        (_NO_ROWS, _NO_ROWS, _NO_ROWS)
+    nuke = [np.concatenate([f[4][j] for f in found]) for j in range(3)] if found else \
+        [_NO_ROWS, _NO_ROWS, np.zeros(0, np.int8)]
+    o = np.argsort(nuke[0], kind="stable")
+    return _Dedup(is_dup, rep, sum(f[0] for f in found), first, sum(f[2] for f in found),
+                  feeds, copies, nuke[0][o], nuke[1][o], nuke[2][o].astype(np.int8), size_mb, n_files)
 
 
 def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, dedup: _Dedup,
@@ -408,9 +584,57 @@ def _conflicts(parts: Sequence[_Batch], offsets: np.ndarray, dedup: _Dedup,
             "duplicate_titles_with_different_times_examples": examples}
 
 
-def _kept_rows(rows: pa.Table, keep: np.ndarray) -> pa.Table:
-    """A batch's kept rows (``keep``)."""
+def _kept_rows(rows: pa.Table, keep: np.ndarray, size_mb: np.ndarray, n_files: np.ndarray,
+               patch: tuple[np.ndarray, np.ndarray, list[str]]) -> pa.Table:
+    """A batch's kept rows (``keep``), with the size and file count gathered over every copy
+    and the nuke status of the latest copy that states one (``patch``: the rows, local to the
+    batch, their codes and reasons)."""
+    at, code, reason = patch
+    rows = rows.set_column(rows.schema.get_field_index("size_mb"), "size_mb",
+                           pa.array(size_mb, pa.float64(), from_pandas=True))
+    rows = rows.set_column(rows.schema.get_field_index("n_files"), "n_files",
+                           pa.array(n_files, pa.int32(), mask=n_files < 0))
+    if len(at):
+        nk = _one(rows.column("nuke_code")).to_numpy(zero_copy_only=False).copy()
+        nk[at] = code
+        mask = np.zeros(rows.num_rows, bool)
+        mask[at] = True
+        nr = pc.replace_with_mask(_one(rows.column("nuke_reason")).cast(pa.string()), pa.array(mask),
+                                  pa.array(reason, pa.string()))
+        nk_arr = pa.array(nk, pa.int8())
+        for name, arr in (("nuke_code", nk_arr), ("nuked", pc.is_in(nk_arr, pa.array(NUKED_CODES, pa.int8()))),
+                          ("nuke_reason", nr)):
+            rows = rows.set_column(rows.schema.get_field_index(name), name, arr)
     return rows if keep.all() else rows.filter(pa.array(keep))
+
+
+def _rows_text(parts: Sequence[_Batch], offsets: np.ndarray, where: np.ndarray, column: str) -> list[str]:
+    """The text of ``column`` at the global rows ``where`` (in that order)."""
+    out: list[str] = [""] * len(where)
+    if not len(where):
+        return out
+    batch_of = np.searchsorted(offsets, where, side="right") - 1
+    for b in np.unique(batch_of).tolist():
+        sel = np.flatnonzero(batch_of == b)
+        vals = _one(parts[b].rows.column(column)).take(pa.array(where[sel] - offsets[b])).cast(pa.string())
+        for i, v in zip(sel.tolist(), vals.to_pylist()):
+            out[i] = v or ""
+    return out
+
+
+def copies_table(dedup: "_Dedup", keep: np.ndarray) -> pa.Table:
+    """Every copy counts: one row per release and feed that announced it, with the feed's
+    earliest pre time (``release`` is the row number in the releases table)."""
+    rank = np.cumsum(keep, dtype=np.int64) - 1
+    rep, fc, ts = dedup.copies
+    release = rank[rep]
+    o = np.lexsort((fc, release))
+    feeds = pa.array(dedup.feeds, pa.string())
+    return pa.table({
+        "release": pa.array(release[o].astype(np.int32)),
+        "feed": pa.DictionaryArray.from_arrays(pa.array(fc[o].astype(np.int32)), feeds),
+        "pre_time": pa.array(ts[o], pa.timestamp("s", tz="UTC")),
+    })
 
 
 def _writer_piece(rows: pa.Table) -> pa.Table:
@@ -449,7 +673,9 @@ def _conflict_examples(reps: np.ndarray, rep: np.ndarray, parts: Sequence[_Batch
 def ingest_tables(
     batches: Sequence[tuple[list[nzedb.FileResult], _Batch | None]],
     dumps: Sequence[nzedb.DumpFile],
-) -> tuple[pa.Table, pa.Table, dict[str, Any]]:
+    *,
+    zone: str = SOURCE_ZONE,
+) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """Deduplicate the per-batch cleaned rows across batches and assemble the accounting.
 
     Parameters
@@ -460,6 +686,9 @@ def ingest_tables(
         their rows are released once cut down to the kept rows.
     dumps : sequence of DumpFile
         The same files (for names and creation times).
+    zone : str
+        The zone the pre times were read in (recorded in the report; the conversion to UTC
+        happens in :func:`read_and_clean`).
 
     Returns
     -------
@@ -467,6 +696,9 @@ def ingest_tables(
         Unique releases, :data:`raidstudy.data.releases.RELEASES_SCHEMA`.
     dumps_table : pyarrow.Table
         Per file x feed row counts (see module docs).
+    copies : pyarrow.Table
+        Every copy counts: ``release, feed, pre_time``, one row per release and feed that
+        announced it, with that feed's earliest pre time (see :func:`copies_table`).
     report : dict
         The accounting (JSON-ready).
 
@@ -476,16 +708,18 @@ def ingest_tables(
     compared in parts (:func:`_dedup_parts`). A title's copies differ in time when a later
     copy's time is not the kept copy's.
     """
-    pieces, dumps_table, report = _ingest_tables(batches, dumps)
+    pieces, dumps_table, copies, report = _ingest_tables(batches, dumps, zone=zone)
     out = list(pieces)
     return (pa.concat_tables(out).cast(RELEASES_SCHEMA) if out else RELEASES_SCHEMA.empty_table()), \
-        dumps_table, report
+        dumps_table, copies, report
 
 
 def _ingest_tables(
     batches: Sequence[tuple[list[nzedb.FileResult], _Batch | None]],
     dumps: Sequence[nzedb.DumpFile],
-) -> tuple[Iterator[pa.Table], pa.Table, dict[str, Any]]:
+    *,
+    zone: str = SOURCE_ZONE,
+) -> tuple[Iterator[pa.Table], pa.Table, pa.Table, dict[str, Any]]:
     """:func:`ingest_tables` with the releases as a stream of per-batch tables, in order,
     computed two at a time in threads while the caller consumes (writes) them.
 
@@ -506,9 +740,13 @@ def _ingest_tables(
         r.table = None  # free the raw columns
     n_valid = sum(b.n_valid for b in parts)
     unknown_nuke: dict[str, int] = {}
+    unknown_size: dict[str, int] = {}
+    unknown_files: dict[str, int] = {}
     for b in parts:
-        for k, v in (b.unknown_nuke or {}).items():
-            unknown_nuke[k] = unknown_nuke.get(k, 0) + v
+        for acc, got in ((unknown_nuke, b.unknown_nuke), (unknown_size, b.unknown_size),
+                         (unknown_files, b.unknown_files)):
+            for k, v in (got or {}).items():
+                acc[k] = acc.get(k, 0) + v
     offsets = np.cumsum([0] + [b.rows.num_rows for b in parts]).astype(np.int64)
     dedup = _dedup_parts(parts, offsets)
     is_dup = dedup.is_dup
@@ -517,12 +755,19 @@ def _ingest_tables(
     dup_total = n_valid - n_unique
     keep = ~is_dup
     conflicts = _conflicts(parts, offsets, dedup, [d.relpath for d in dumps])
+    reasons = _rows_text(parts, offsets, dedup.nuke_from, "nuke_reason")
+    cut = np.searchsorted(dedup.nuke_at, offsets)
+    patches = [(dedup.nuke_at[cut[i]:cut[i + 1]] - offsets[i], dedup.nuke_code[cut[i]:cut[i + 1]],
+                reasons[cut[i]:cut[i + 1]]) for i in range(len(parts))]
+    n_nuke_moved = len(dedup.nuke_at)
+    copies = copies_table(dedup, keep)
     with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
-        kept: list[pa.Table | None] = list(pool.map(_kept_rows, [b.rows for b in parts],
-                                                    np.split(keep, offsets[1:-1])))
+        kept: list[pa.Table | None] = list(pool.map(
+            _kept_rows, [b.rows for b in parts], np.split(keep, offsets[1:-1]),
+            np.split(dedup.size_mb, offsets[1:-1]), np.split(dedup.n_files, offsets[1:-1]), patches))
     for b in parts:
         b.rows = None  # cut down to the kept rows: release the rest
-    del dedup, is_dup, keep
+    del dedup, is_dup, keep, patches, reasons
 
     def final(i: int) -> pa.Table:
         rows, kept[i] = kept[i], None
@@ -533,11 +778,15 @@ def _ingest_tables(
             yield from pool.map(final, range(len(kept)))
 
     by_file: dict[int, dict[str, int]] = {}
+    newest: dict[tuple[int, str], int] = {}
     for b in parts:
         for (fi, fd), n in b.per_feed.items():
             by_file.setdefault(fi, {})[fd] = by_file.get(fi, {}).get(fd, 0) + n
+        for k, t in (b.newest or {}).items():
+            newest[k] = max(newest.get(k, t), t)
     d_rows: dict[str, list] = {k: [] for k in (
-        "origin", "created_unix", "sha256", "status", "lines", "rows_parsed", "feed", "rows_valid")}
+        "origin", "created_unix", "sha256", "status", "lines", "rows_parsed", "feed", "rows_valid",
+        "newest_pre_local")}
     files_report = []
     for res, d in zip(results, dumps):
         status = "unreadable" if res.unreadable else (res.problem or "ok")
@@ -561,6 +810,7 @@ def _ingest_tables(
             d_rows["rows_parsed"].append(res.n_rows)
             d_rows["feed"].append(fd)
             d_rows["rows_valid"].append(n)
+            d_rows["newest_pre_local"].append(newest.get((res.index, fd)))
     dumps_table = pa.table({
         "origin": pa.array(d_rows["origin"], pa.string()),
         "created_unix": pa.array(d_rows["created_unix"], pa.int64()),
@@ -570,6 +820,9 @@ def _ingest_tables(
         "rows_parsed": pa.array(d_rows["rows_parsed"], pa.int64()),
         "feed": pa.array(d_rows["feed"], pa.string()),
         "rows_valid": pa.array(d_rows["rows_valid"], pa.int64()),
+        # the newest pre time of the feed in the file, as written (wall clock of the source
+        # zone, as seconds since 1970-01-01 00:00 of that clock): the evidence for the zone
+        "newest_pre_local": pa.array(d_rows["newest_pre_local"], pa.int64()),
     })
     lines_read = sum(r.n_lines for r in results)
     n_skipped = sum(skipped.values())
@@ -592,6 +845,20 @@ def _ingest_tables(
         # kept (a number as read, other text as -1), never counted as nuked, by raw value
         "rows_with_unknown_nuke": sum(unknown_nuke.values()),
         "nuke_values_unknown": dict(sorted(unknown_nuke.items())),
+        # a title's nuke status is the latest copy's that states one (a nuke is usually
+        # logged on a later copy); titles whose status came from a later copy:
+        "titles_nuke_status_from_later_copy": n_nuke_moved,
+        # sizes and file counts: the largest any copy states; text that is not a size
+        # ('792MB', '1.2GB') or a file count ('24F') is kept as unknown, counted by value
+        "rows_with_unparsed_size": sum(unknown_size.values()),
+        "size_values_unparsed": dict(sorted(unknown_size.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
+        "rows_with_unparsed_files": sum(unknown_files.values()),
+        "files_values_unparsed": dict(sorted(unknown_files.items(), key=lambda kv: (-kv[1], kv[0]))[:20]),
+        # pre times are written in the source zone and stored in UTC
+        "source_zone": zone,
+        "pre_times_ambiguous_in_zone": sum(b.tz_ambiguous for b in parts),
+        "pre_times_nonexistent_in_zone": sum(b.tz_nonexistent for b in parts),
+        "copies": copies.num_rows,
         "skipped": skipped,
         "skipped_total": n_skipped,
         "skipped_examples": {k: v for k, v in examples.items() if v},
@@ -600,7 +867,7 @@ def _ingest_tables(
     }
     if not report["accounting_balances"]:  # pragma: no cover - a bug, not bad input
         raise AssertionError(f"row accounting does not balance: { {k: report[k] for k in ('lines_read', 'rows_kept', 'duplicates', 'skipped')} }")
-    return pieces(), dumps_table, report
+    return pieces(), dumps_table, copies, report
 
 
 def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
@@ -636,14 +903,16 @@ def read_and_clean(
     checksums: bool = True,
     progress=None,
     batch_files: int = 32,
+    zone: str = SOURCE_ZONE,
 ) -> list[tuple[list[nzedb.FileResult], _Batch]]:
     """Read and clean every dump in a thread pool (see :func:`raidstudy.data.sources.nzedb.read_dumps`).
 
     Returns, per batch of ``batch_files`` consecutive files, their FileResults and the
     cleaned batch (its valid rows); pass the list to
-    :func:`ingest_tables`.
+    :func:`ingest_tables`. ``zone`` is the zone the pre times are written in
+    (:data:`SOURCE_ZONE`); they are stored in UTC.
     """
-    cleaner = _Cleaner([d.relpath for d in dumps], accept_feeds)
+    cleaner = _Cleaner([d.relpath for d in dumps], accept_feeds, check_zone(zone))
     return nzedb.read_dumps(dumps, skip_unreadable=skip_unreadable, threads=threads, progress=progress,
                             checksums=checksums, transform=cleaner, batch_files=batch_files)
 
@@ -669,8 +938,10 @@ def ingest(
     quiet: bool = False,
     threads: int | None = None,
     checksums: bool = True,
+    zone: str = SOURCE_ZONE,
 ) -> dict[str, Any]:
-    """Read all dumps under ``raw_dir`` and write the releases table, dumps table and report.
+    """Read all dumps under ``raw_dir`` and write the releases table, the copies table, the
+    dumps table and the report.
 
     Parameters
     ----------
@@ -689,12 +960,16 @@ def ingest(
         Reader threads (default :func:`raidstudy.data.sources.nzedb.default_threads`).
     checksums : bool
         Record each input file's SHA-256 (default True).
+    zone : str
+        IANA zone the dumps' pre times are written in (default :data:`SOURCE_ZONE`,
+        established from the dumps themselves: see ``data/README.md``); stored in UTC.
 
     Returns
     -------
     dict
         The report (also written to ``out_dir/ingest_report.json``).
     """
+    zone = check_zone(zone)
     raw_dir = Path(raw_dir) if raw_dir is not None else default_dumps_dir()
     out_dir = Path(out_dir) if out_dir is not None else interim_dir()
     dumps = nzedb.list_dumps(raw_dir)
@@ -707,10 +982,10 @@ def ingest(
     try:
         results = read_and_clean(dumps, skip_unreadable=skip_unreadable, accept_feeds=accept_feeds,
                                  threads=threads, progress=(bar.update if bar is not None else None),
-                                 checksums=checksums)
+                                 checksums=checksums, zone=zone)
         if bar is not None:
             bar.close()
-        pieces, dumps_table, report = _ingest_tables(results, dumps)
+        pieces, dumps_table, copies, report = _ingest_tables(results, dumps, zone=zone)
         del results
         out_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(out_dir / RELEASES_FILE) as tmp:
@@ -723,10 +998,37 @@ def ingest(
     report["package_version"] = __version__
     with atomic_path(out_dir / DUMPS_FILE) as tmp:
         pq.write_table(dumps_table, tmp, compression="zstd")
-    report["outputs"] = {RELEASES_FILE: sha256_file(out_dir / RELEASES_FILE),
-                         DUMPS_FILE: sha256_file(out_dir / DUMPS_FILE)}
+    with atomic_path(out_dir / COPIES_FILE) as tmp:
+        pq.write_table(copies, tmp, compression="zstd")
+    del copies
+    report["outputs"] = {name: sha256_file(out_dir / name) for name in (RELEASES_FILE, COPIES_FILE, DUMPS_FILE)}
     write_json(out_dir / REPORT_FILE, report)
     return report
+
+
+def check_zone(zone: str) -> str:
+    """``zone`` if it names an IANA time zone, else one clear error naming it.
+
+    Examples
+    --------
+    >>> check_zone("Europe/Berlin")
+    'Europe/Berlin'
+    """
+    import zoneinfo
+
+    from raidstudy.errors import ParameterError
+
+    if not isinstance(zone, str) or not zone:
+        raise ParameterError("zone", zone, "is not a time-zone name", hint="use an IANA name such as Europe/Berlin or UTC")
+    if zone == "UTC":
+        return zone
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ParameterError("zone", zone, "is not a time zone this machine knows",
+                             hint="use an IANA name such as Europe/Berlin or UTC "
+                                  "(python -c 'import zoneinfo; print(sorted(zoneinfo.available_timezones()))')") from None
+    return zone
 
 
 #: Why a 0-byte dump is skipped (in ``ingest_report.json``'s ``files_skipped``).

@@ -10,14 +10,24 @@ column          type                     meaning
 ``section``     string                   the feed's raw, unharmonised section ('' if NULL)
 ``family``      string                   :data:`FAMILIES` member, see :func:`section_family`
 ``feed``        string                   where the pre-database learned of the release
-``pre_time``    timestamp[s, UTC]        pre time (nZEDb: assumed UTC; srrdb: upload time)
+``pre_time``    timestamp[s, UTC]        the first copy's pre time, converted to UTC from the
+                                         dumps' zone (Europe/Berlin); srrdb: upload time
 ``nuke_code``   int8                     0 none, 1 unnuked, 2 nuked, 3 modnuked, 4 renuked,
-                                         5 oldnuke (nZEDb codes); -1 unknown
+                                         5 oldnuke (nZEDb codes); -1 unknown -- from the
+                                         latest copy that states a status (every copy counts)
 ``nuked``       bool                     ``nuke_code`` in {2, 3, 4, 5}
-``nuke_reason`` string                   '' when none
+``nuke_reason`` string                   '' when none (from the same copy as ``nuke_code``)
+``size_mb``     float64                  release size in MB (decimal, as the feeds state it;
+                                         the largest over the copies), null when unknown
+``n_files``     int32                    file count (the largest over the copies), null when
+                                         unknown (no 2018-2024 nZEDb row states one)
 ``origin``      dictionary<string>       input file, relative to the raw folder
 ``line``        int32                    1-based line (or record) number in ``origin``
 ==============  =======================  =================================================
+
+Beside it, ``copies.parquet`` holds every copy that counts: one row per release and feed that
+announced it (``release``: row number here; ``feed``; ``pre_time``: that feed's earliest time,
+UTC), so that an indicator over a set of feeds counts a title whichever of them logged it first.
 
 Section families
 ----------------
@@ -83,6 +93,8 @@ RELEASES_SCHEMA = pa.schema([
     ("nuke_code", pa.int8()),
     ("nuked", pa.bool_()),
     ("nuke_reason", pa.string()),
+    ("size_mb", pa.float64()),
+    ("n_files", pa.int32()),
     ("origin", pa.dictionary(pa.int32(), pa.string())),
     ("line", pa.int32()),
 ])

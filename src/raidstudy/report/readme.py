@@ -52,7 +52,7 @@ def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None =
         f"{(res.get('dynamic') or {}).get('event_study', {}).get('bin_width', 1)}-day bin (the segmented "
         f"level-and-slope model beside it); "
         f"{model.get('cov_description', model.get('cov_type'))}; transition periods left out of the fit: "
-        f"{p['transition_periods']}.",
+        f"{ev.get('transition_periods', p['transition_periods'])}.",
         "",
     ]
     sentences = res.get("sentences", {})
@@ -67,6 +67,7 @@ def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None =
             f"- Across the {len(sens)} count-model variants of the sensitivity table the level change runs from "
             f"{lo['level_pct']:+.1f}% ({lo['variant']}) to {hi['level_pct']:+.1f}% ({hi['variant']})."
         )
+    lines += counts_block(res.get("counts") or {})
     if robustness:
         rs = robustness.get("sentences", {})
         lines += ["", "**Robustness** (`notebooks/04-robustness.ipynb`, run by `make run` into "
@@ -83,6 +84,43 @@ def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None =
         f"`{res['provenance']['data_checksum'][:12]}`); `make readme` refreshes this section.",
     ]
     return "\n".join(lines)
+
+
+def counts_block(counts: Mapping[str, Any]) -> list[str]:
+    """The counts behind the headline (daily, weekly, published) as README lines."""
+    from raidstudy.report.tables import fmt_int
+
+    out: list[str] = []
+    daily, weekly, rep = counts.get("daily") or [], counts.get("weekly") or [], counts.get("replication") or []
+    if daily:
+        out += ["", "**The counts behind the headline.** Releases a day, the week before and after the raid "
+                    "(UTC days; `-` = not collected):", "",
+                "| " + " | ".join(f"{str(d['date'])[5:]} {d['day']}" for d in daily) + " |",
+                "|" + "---|" * len(daily),
+                "| " + " | ".join(fmt_int(d["count"]) or "-" for d in daily) + " |"]
+    if weekly:
+        out += ["", "Weekly totals (Monday to Sunday; 0 = the event's week):", "",
+                "| " + " | ".join(f"{w['weeks_from_event']:+d}" if w["weeks_from_event"] else "0"
+                                  for w in weekly) + " |",
+                "|" + "---|" * len(weekly),
+                "| " + " | ".join((fmt_int(w["count"]) or "-") + ("*" if w["n_missing"] else "")
+                                  for w in weekly) + " |"]
+        if any(w["n_missing"] for w in weekly):
+            out.append("\n\\* the week has missing days; its total is over the observed ones.")
+    if rep:
+        zones = [k[6:-1] for k in rep[0] if k.startswith("ours (")]
+        out += ["", "Published counts (TorrentFreak, from the Predb.org pre-database) against the nZEDb data "
+                    "(`data/published_counts.csv`, `data/processed/seed_numbers.csv`):", "",
+                "| period | published | " + " | ".join(f"ours, {z} days | difference" for z in zones) + " |",
+                "|---|---|" + "---|---|" * len(zones)]
+        for r in rep:
+            period = f"week of {r['period_start']}" if r["quantity"] == "week" else str(r["period_start"])
+            cells = []
+            for z in zones:
+                pct = r.get(f"difference % ({z})")
+                cells += [fmt_int(r.get(f"ours ({z})")), "" if pct is None else f"{pct:+.1f} %"]
+            out.append(f"| {period} | {fmt_int(r['published'])} | " + " | ".join(cells) + " |")
+    return out
 
 
 def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Path = "README.md",

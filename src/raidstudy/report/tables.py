@@ -11,7 +11,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["estimates_table", "effects_table", "to_markdown", "to_latex", "fmt_num", "readable", "readable_number"]
+__all__ = ["estimates_table", "effects_table", "to_markdown", "to_latex", "fmt_int", "fmt_num", "readable", "readable_number"]
+
+
+def fmt_int(x: Any) -> str:
+    """A count as people write it: ``1,944``; '' for a missing value.
+
+    Examples
+    --------
+    >>> fmt_int(12776.0), fmt_int(None)
+    ('12,776', '')
+    """
+    if x is None or (isinstance(x, float) and x != x):
+        return ""
+    return f"{int(round(float(x))):,}"
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:

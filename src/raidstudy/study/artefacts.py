@@ -6,12 +6,14 @@ times (those go to ``run.json``), so the same inputs give a byte-identical file.
 """
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from raidstudy.io import atomic_path, atomic_write_text, sha256_file, write_json
@@ -115,6 +117,9 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
     # The date the study used; the catalogue's date is kept beside it when overridden.
     event["catalogue_date"] = event.get("date")
     event["date"] = spec.event_date
+    # An imprecise date is not fitted as a day-level break: the periods left out and why.
+    event["transition_periods"] = int(spec.transition)
+    event["precision_handling"] = spec.precision_note or "known to the day"
     out: dict[str, Any] = {
         "schema": RESULTS_SCHEMA,
         # Where the file is written is not a result: output_dir lives in run.json, so the
@@ -198,8 +203,15 @@ def start_run_record(output_dir: str | Path, parameters: Mapping[str, Any], *, n
     return write_json(out / "run.json", record)
 
 
+#: Set (to ``"1"``) by the runner in the environment of the kernels it starts: :func:`write_study`
+#: then writes ``results.json`` as :data:`STAGED_RESULTS`, and the runner moves it into place
+#: last, once the report is rendered and ``run.json`` says complete (issue 14).
+STAGE_ENV = "RAIDSTUDY_STAGE_RESULTS"
+STAGED_RESULTS = ".results.staged.json"
+
 #: Files every run writes at the top of its directory, besides run.json.
-RUN_FILES = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", ".notebook.partial.ipynb")
+RUN_FILES = ("results.json", "report.html", "notebook.ipynb", "notebook-failed.ipynb", ".notebook.partial.ipynb",
+             STAGED_RESULTS)
 
 
 def clear_artefacts(out: Path) -> None:
@@ -294,7 +306,9 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
     for name, (df, caption) in (tables_ or {}).items():
         for f in write_table(df, out / "tables" / name, caption=caption, label=f"tab:{name}"):
             written["tables"].append(f.relative_to(out).as_posix())
-    results_path = write_json(out / "results.json", results_dict)
+    # Under the runner, results.json appears only once the whole run is complete.
+    staged = prior.get("status") == "running" and os.environ.get(STAGE_ENV) == "1"
+    results_path = write_json(out / (STAGED_RESULTS if staged else "results.json"), results_dict)
     extra: dict[str, Any] = {}
     if prior.get("status") != "running":
         # Run straight with papermill or Jupyter, not through `raidstudy run`: no runner
@@ -311,6 +325,94 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
     )
     written["results"] = ["results.json"]
     return written
+
+
+def counts_around_event(spec, *, days: int = 7, weeks: int = 4) -> dict[str, Any]:
+    """The counts behind the headline: each day from ``days`` before to ``days`` after the
+    event, and weekly totals (Monday to Sunday) for ``weeks`` weeks either side of the
+    event's week, from the whole outcome series; for the bundled data, the published
+    counts of this event replicated (``seed_numbers.csv``).
+
+    Returns
+    -------
+    dict
+        ``daily`` and ``weekly`` (lists of ``{"date"/"week_start", "count", "n_missing"}``;
+        a count is None when a day is missing, and a week's total is over its observed days)
+        and ``replication`` (rows of :func:`raidstudy.data.seed.replicate` for this event and
+        outcome, or an empty list).
+    """
+    y = spec.full_outcome
+    out: dict[str, Any] = {"daily": [], "weekly": [], "replication": []}
+    if not spec.freq.startswith("D"):
+        return out
+    e = spec.event_date.normalize()
+    for d in pd.date_range(e - pd.Timedelta(days=days), e + pd.Timedelta(days=days), freq="D"):
+        v = y.get(d, np.nan)
+        out["daily"].append({"date": d, "day": f"{d:%a}", "days_from_event": int((d - e).days),
+                             "count": None if pd.isna(v) else float(v)})
+    monday = e - pd.Timedelta(days=e.weekday())
+    for k in range(-weeks, weeks + 1):
+        ws = monday + pd.Timedelta(weeks=k)
+        seg = y.reindex(pd.date_range(ws, ws + pd.Timedelta(days=6), freq="D"))
+        out["weekly"].append({"week_start": ws, "weeks_from_event": k, "count": float(seg.sum(min_count=1))
+                              if seg.notna().any() else None, "n_missing": int(seg.isna().sum())})
+    p = spec.parameters
+    if not p["series_csv"] and p["measure"] == "n_releases" and p["families"].lower() == "all":
+        from raidstudy.data.indicators import SEED_FILE
+
+        path = resolve_data_dir(p) / SEED_FILE
+        if path.is_file():
+            t = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            feeds = "+".join(sorted(_split_feeds(p["feeds"])))
+            if "event_id" in t.columns:
+                t = t[(t["event_id"] == spec.event.id) & (t["feeds"].map(lambda f: "+".join(sorted(f.split("+")))) == feeds)]
+                out["replication"] = [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                                      for r in t.drop(columns=["event_id"]).to_dict("records")]
+    return out
+
+
+def _split_feeds(text: str) -> list[str]:
+    return [f.strip() for f in str(text).split(",") if f.strip()]
+
+
+def resolve_data_dir(p: Mapping[str, Any]) -> Path:
+    from raidstudy.study.parameters import resolve_path
+
+    return resolve_path(p["data_dir"])
+
+
+def counts_tables(counts: Mapping[str, Any]) -> dict[str, tuple[pd.DataFrame, str]]:
+    """:func:`counts_around_event` as report tables (name -> (DataFrame, caption))."""
+    from raidstudy.report.tables import fmt_int
+
+    out: dict[str, tuple[pd.DataFrame, str]] = {}
+    if counts.get("daily"):
+        d = pd.DataFrame(counts["daily"])
+        out["daily_counts"] = (pd.DataFrame({
+            "date": pd.to_datetime(d["date"]).dt.strftime("%Y-%m-%d"), "day": d["day"],
+            "days from event": d["days_from_event"], "count": d["count"].map(fmt_int)}).set_index("date"),
+            "Daily counts around the event (missing: not collected)")
+    if counts.get("weekly"):
+        w = pd.DataFrame(counts["weekly"])
+        out["weekly_totals"] = (pd.DataFrame({
+            "week (Mon-Sun)": pd.to_datetime(w["week_start"]).dt.strftime("%Y-%m-%d"),
+            "weeks from event": w["weeks_from_event"], "total": w["count"].map(fmt_int),
+            "missing days": w["n_missing"]}).set_index("week (Mon-Sun)"),
+            "Weekly totals before and after the event's week")
+    if counts.get("replication"):
+        r = pd.DataFrame(counts["replication"])
+        tab = pd.DataFrame({
+            "period": [f"{q} of {s}" if q == "week" else s for q, s in zip(r["quantity"], r["period_start"])],
+            "published": r["published"].map(fmt_int)})
+        for col in r.columns:
+            if col.startswith("ours ("):
+                zone = col[6:-1]
+                tab[f"ours, {zone} days"] = r[col].map(fmt_int)
+                tab[f"difference, {zone}"] = r[f"difference % ({zone})"].map(
+                    lambda v: "" if v is None or pd.isna(v) else f"{v:+.1f} %")
+        out["replication"] = (tab.set_index("period"), "Published counts (TorrentFreak, from Predb.org) "
+                                                       "against the nZEDb data")
+    return out
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
@@ -330,7 +432,7 @@ def data_sentence(spec) -> str:
 
     y = spec.outcome
     t0 = event_position(y, spec.event_date, spec.parameters["period_label"])
-    pre, post = y.iloc[:t0], y.iloc[t0 + spec.parameters["transition_periods"]:]
+    pre, post = y.iloc[:t0], y.iloc[t0 + spec.transition:]
     from raidstudy.models.its.data import UNITS
 
     unit = UNITS.get(spec.freq[0].upper(), "period")

@@ -465,6 +465,16 @@ class StudySpec:
     full_control: pd.Series | None = None
     #: Why an optional step (such as the placebo check) did not run, for the results file.
     notes: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: Periods the event's date precision spans (:func:`precision_transition`; 0: to the day).
+    precision_periods: int = 0
+    #: How the event's date precision was handled, in words (empty for day precision).
+    precision_note: str = ""
+
+    @property
+    def transition(self) -> int:
+        """Periods from the event on left out of the fit: ``transition_periods``, widened to
+        the event's date precision."""
+        return max(int(self.parameters["transition_periods"]), self.precision_periods)
 
     @property
     def output_dir(self) -> Path:
@@ -505,7 +515,7 @@ class StudySpec:
             dow=p["dow"] if self.freq == "D" else False,
             fourier=p["fourier"],
             holidays=holidays,
-            exclude=p["transition_periods"],
+            exclude=self.transition,
             name=self.outcome_label,
             period_label=None if p["period_label"] == "auto" else p["period_label"],
         )
@@ -564,7 +574,8 @@ class StudySpec:
             ("control", p["control_feeds"] or p["control_series"] or "none"),
             ("window", f"{self.outcome.index[0].date()} to {self.outcome.index[-1].date()} ({self.freq})"),
             ("pre / post periods", f"{p['pre_periods']} / {p['post_periods']}"),
-            ("excluded transition periods", str(p["transition_periods"])),
+            ("excluded transition periods", str(self.transition)
+             + (f" (widened from {p['transition_periods']}: {self.precision_note})" if self.precision_note else "")),
             ("missing periods in window", str(int(self.outcome.isna().sum()))),
             ("model", f"{p['model_family']}, slope={'yes' if p['slope'] else 'no'}, "
                       f"day of week={'yes' if p['dow'] and self.freq == 'D' else 'no'}, Fourier pairs={p['fourier']}"),
@@ -637,6 +648,7 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
             source="user-supplied", status="user-supplied",
         )
     event_date = _parse_date("event_date", p["event_date"]) if p["event_date"] else pd.Timestamp(event.date)
+    precision = "day" if p["event_date"] else event.precision
 
     # The series.
     root = repo_root()
@@ -646,6 +658,14 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
         outcome_full, control_full, files, label = _load_bundled(p, root)
 
     freq = _freq_of(outcome_full)
+    event_date, precision_periods, precision_note = precision_transition(precision, event_date, freq, 0)
+    transition = max(precision_periods, p["transition_periods"])
+    if transition >= p["post_periods"]:
+        raise ParameterError(
+            "post_periods", p["post_periods"],
+            f"leaves nothing to estimate: the event's date is known only to the {precision} "
+            f"({precision_note}), so the first {transition} periods are a transition",
+            hint=f"use more than {transition} post-event periods, or give event_date if the day is known")
     outcome, control = _window(p, event, event_date, outcome_full, control_full, freq)
     _check_pre_counts(p, event_date, outcome, control, label)
 
@@ -666,6 +686,8 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
         data_checksum=checksum,
         outcome_label=label,
         simulated=is_simulated(outcome_full),
+        precision_periods=precision_periods,
+        precision_note=precision_note,
     )
     # Building the design (no fitting) surfaces what the data cannot support -- too
     # short a series for the seasonality, a singular design -- before a kernel starts.
@@ -686,6 +708,64 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
                 hint="use 'auto' (the Newey-West rule) or fewer lags",
             )
     return spec
+
+
+#: Days a date of each precision may be off by: before and after the catalogued date.
+PRECISION_SPAN = {"day": (0, 0), "approx": (3, 3)}
+
+
+def precision_transition(precision: str, date: pd.Timestamp, freq: str, transition: int
+                         ) -> tuple[pd.Timestamp, int, str]:
+    """Widen the transition to the event's date precision.
+
+    An event known to the day starts at its date and leaves ``transition`` periods out of
+    the fit. An ``approx`` date (within a few days) starts 3 days earlier and leaves out the
+    periods up to 3 days after it; a ``month`` date starts on the first of the month and
+    leaves out the whole month. The fit never treats an imprecise date as a day-level break.
+
+    Parameters
+    ----------
+    precision : {"day", "approx", "month"}
+        The catalogue's ``date_precision``.
+    date : Timestamp
+        The catalogued date (first of the month for ``month``).
+    freq : str
+        The series' frequency (``D``, ``W-...``, ``MS`` ...).
+    transition : int
+        The study's ``transition_periods``.
+
+    Returns
+    -------
+    (Timestamp, int, str)
+        The start of the event window, the periods left out from it, and a sentence saying
+        what was done ('' for day precision).
+
+    Examples
+    --------
+    >>> precision_transition("month", pd.Timestamp("2022-05-01"), "D", 1)[1:]
+    (31, 'date known to the month: the transition covers 2022-05-01 to 2022-05-31')
+    """
+    if precision == "day":
+        return date, transition, ""
+    if precision == "month":
+        start = date.replace(day=1)
+        end = start + pd.offsets.MonthEnd(0)
+        what = "date known to the month"
+    elif precision == "approx":
+        before, after = PRECISION_SPAN["approx"]
+        start, end = date - pd.Timedelta(days=before), date + pd.Timedelta(days=after)
+        what = f"date known within {before} days either way"
+    else:
+        raise ParameterError("date_precision", precision, "unknown precision", accepted=["day", "approx", "month"])
+    days = pd.date_range(start, end, freq="D")
+    if freq.startswith("D"):
+        n = len(days)
+    else:
+        periods = pd.DatetimeIndex(days).to_period(pd.tseries.frequencies.to_offset(freq).rule_code
+                                                    if not freq.startswith(("M", "Q", "A", "Y")) else freq[0])
+        n = len(periods.unique())
+    n = max(n, transition)
+    return start, n, f"{what}: the transition covers {start.date()} to {end.date()}"
 
 
 def resolve_path(value: str) -> Path:

@@ -17,6 +17,7 @@ import datetime as _dt
 import itertools
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -33,7 +34,15 @@ __all__ = [
     "expand_plan",
     "load_plan",
     "run_batch",
+    "run_is_complete",
+    "BatchInterrupted",
     "summarise_runs",
+    "adjust_p_values",
+    "plan_roles",
+    "forest_data",
+    "plot_forest",
+    "write_batch_summary",
+    "check_scheduler",
 ]
 
 KERNEL = "python3"
@@ -194,7 +203,7 @@ def execute_notebook(
     import papermill as pm
 
     from raidstudy.study.parameters import check_run_directory, coerce_parameters, validate_parameters
-    from raidstudy.study.artefacts import start_run_record
+    from raidstudy.study.artefacts import STAGE_ENV, STAGED_RESULTS, start_run_record
 
     nb_path = _resolve(notebook)
     if not nb_path.is_file():
@@ -213,7 +222,7 @@ def execute_notebook(
     failed.unlink(missing_ok=True)
     partial = out / ".notebook.partial.ipynb"
     try:
-        with _kernel_env(MPLBACKEND=INLINE_BACKEND):
+        with _kernel_env(MPLBACKEND=INLINE_BACKEND, **{STAGE_ENV: "1"}):
             pm.execute_notebook(
                 str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
                 progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
@@ -234,10 +243,17 @@ def execute_notebook(
         raise
     _relative_papermill_paths(partial, nb_path, executed)
     os.replace(partial, executed)
-    html = render_html(executed, out / "report.html")
-    results = out / "results.json"
-    if not results.exists():
+    # The notebook's write_study staged results.json (see STAGE_ENV); a notebook that writes
+    # results.json itself is taken as it is.
+    staged, results = out / STAGED_RESULTS, out / "results.json"
+    body = staged if staged.exists() else results
+    if not body.exists():
         raise RunError(f"{_relpath(nb_path)} ran but wrote no results.json in {_relpath(out)}")
+    try:
+        title = report_title(json.loads(body.read_text()))
+    except ValueError:
+        title = None
+    html = render_html(executed, out / "report.html", title=title)
     seconds = time.perf_counter() - t0
     rec = RunRecord(out, executed, html, results, seconds)
     from raidstudy.study.artefacts import _update_run_record
@@ -246,6 +262,10 @@ def execute_notebook(
         out, status="complete", finished_at=_now(), seconds=round(seconds, 1),
         executed_notebook="notebook.ipynb", report="report.html",
     )
+    # Last, and atomically: results.json beside a complete run.json is what makes a run
+    # complete (run_is_complete); an interruption before this line leaves no results.json.
+    if body is staged:
+        os.replace(staged, results)
     return rec
 
 
@@ -260,11 +280,16 @@ def _relative_papermill_paths(path: Path, source: Path, final: Path) -> None:
     nbformat.write(nb, str(path))
 
 
-def _record_failure(out: Path, err: BaseException) -> None:
-    from raidstudy.study.artefacts import _update_run_record
+def _record_failure(out: Path, err: BaseException | str, status: str = "failed") -> None:
+    """Mark a run as failed (or ``interrupted``) in run.json and withdraw any results it wrote."""
+    from raidstudy.study.artefacts import STAGED_RESULTS, _update_run_record
 
-    _update_run_record(out, status="failed", finished_at=_now(), error=f"{type(err).__name__}: {err}".strip()[:2000])
+    if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        status = "interrupted"
+    text = err if isinstance(err, str) else f"{type(err).__name__}: {err}".strip()
+    _update_run_record(out, status=status, finished_at=_now(), error=text[:2000])
     (out / "results.json").unlink(missing_ok=True)
+    (out / STAGED_RESULTS).unlink(missing_ok=True)
 
 
 def _relpath(p: Path) -> str:
@@ -278,7 +303,9 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Expand a batch plan into one parameter set per run.
 
     A plan has ``base`` (parameters shared by every run) and ``grid`` (parameter name to
-    a list of values); every combination of the grid is one run. Each run's
+    a list of values); every combination of the grid is one run. ``controls`` (optional)
+    lists event ids whose expected effect is null; the summary labels their runs
+    (:func:`plan_roles`). Each run's
     ``output_dir`` is ``<output_root>/<run-id>``, the run id joining the grid values.
 
     Examples
@@ -292,9 +319,10 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
 
     if not isinstance(plan, Mapping):
         raise ParameterError("plan", type(plan).__name__, "must be a mapping with base, grid and output_root")
-    unknown = set(plan) - {"base", "grid", "output_root", "notebook"}
+    keys = ["base", "grid", "output_root", "notebook", "controls"]
+    unknown = set(plan) - set(keys)
     if unknown:
-        raise ParameterError("plan", sorted(unknown), "unknown plan keys", accepted=["base", "grid", "output_root", "notebook"])
+        raise ParameterError("plan", sorted(unknown), "unknown plan keys", accepted=keys)
     base = dict(plan.get("base", {}))
     grid = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in dict(plan.get("grid", {})).items()}
     check_names(base)
@@ -320,7 +348,24 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     ids = [r["output_dir"] for r in runs]
     if len(set(ids)) != len(ids):
         raise ParameterError("grid", grid, "two runs would share one output directory")
+    _check_controls(plan.get("controls"), runs)
     return runs
+
+
+def _check_controls(controls: Any, runs: Sequence[Mapping[str, Any]]) -> None:
+    """A plan's ``controls`` must be a list of event ids that its runs use."""
+    from raidstudy.study.parameters import PARAMETERS
+
+    if controls is None:
+        return
+    if not isinstance(controls, (list, tuple)) or not all(isinstance(c, str) for c in controls):
+        raise ParameterError("controls", controls, "must be a list of event ids",
+                             hint="e.g. controls: [evo_2023] for events whose expected effect is null")
+    used = {str(r.get("event_id", PARAMETERS["event_id"].default)).strip() for r in runs}
+    stray = [c for c in controls if c.strip() not in used]
+    if stray:
+        raise ParameterError("controls", stray, "no run of the plan studies these events", accepted=sorted(used),
+                             hint="list event ids from base.event_id or grid.event_id")
 
 
 def _check_grid_values(name: str, values: list[Any]) -> None:
@@ -399,11 +444,367 @@ def _load_yaml_unique(text: str) -> Any:
 
 
 def _run_one(notebook: str, params: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    """Run one parameter set; a failure becomes a status row (one failed run must not stop the batch)."""
     try:
-        rec = execute_notebook(notebook, params, force=force)
+        rec = execute_notebook(_resolve(notebook), params, force=force)
         return {"output_dir": params["output_dir"], "status": "complete", "seconds": round(rec.seconds, 1)}
     except Exception as err:  # one failed run (a dead kernel included) must not stop the batch
         return {"output_dir": params["output_dir"], "status": "failed", "error": f"{type(err).__name__}: {err}"}
+
+
+# ------------------------------------------------------------------ complete runs and reruns
+
+
+def _read_record(out: Path) -> dict[str, Any] | None:
+    try:
+        rec = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def run_is_complete(output_dir: str | Path) -> bool:
+    """Whether a run directory holds a finished run.
+
+    A run is complete when its ``run.json`` says ``"complete"`` and its ``results.json`` is
+    in place (the runner moves ``results.json`` into place last); anything else is a run
+    that failed, was interrupted, or is still running.
+
+    Parameters
+    ----------
+    output_dir : path
+        The run directory.
+
+    Returns
+    -------
+    bool
+    """
+    out = _resolve(output_dir)
+    rec = _read_record(out)
+    return bool(rec) and rec.get("status") == "complete" and (out / "results.json").is_file()
+
+
+def _same_run(params: Mapping[str, Any], data_checksum: str, notebook: str) -> bool:
+    """Whether ``params["output_dir"]`` already holds this run, complete: the same parameters,
+    data checksum, notebook and raidstudy version, and results.json as the run recorded it."""
+    from raidstudy.io import dumps_json, sha256_file
+    from raidstudy.study.artefacts import package_versions
+
+    out = _resolve(params["output_dir"])
+    if not run_is_complete(out):
+        return False
+    rec = _read_record(out) or {}
+    same_results = rec.get("results_sha256") in (None, sha256_file(out / "results.json"))
+    return (same_results
+            and rec.get("parameters") == json.loads(dumps_json(dict(params)))
+            and rec.get("data_checksum") == data_checksum
+            and rec.get("notebook") == notebook
+            and (rec.get("packages") or {}).get("raidstudy") == package_versions(("raidstudy",))["raidstudy"])
+
+
+# ------------------------------------------------------------------ local worker processes
+#
+# Each local worker is a child process in its own session (so a Ctrl-C typed at the terminal
+# reaches only the batch, which then stops the workers in order). A worker takes one run at a
+# time from its standard input and answers on a private pipe, so nothing is queued inside a
+# worker: when the batch goes, no further run starts. A worker ends, after ending its kernel
+# and marking its run "interrupted", when
+#   * the batch sends it SIGTERM (Ctrl-C or SIGTERM to the batch),
+#   * the batch dies, however (even SIGKILL): on Linux the kernel sends the worker SIGTERM
+#     (prctl PR_SET_PDEATHSIG, set through ctypes), and on every platform the worker's
+#     standard input reaches end-of-file, which a thread of the worker watches.
+# The Jupyter kernels are the workers' children and, as a last resort, watch their parent
+# too (ipykernel's parent poller, JPY_PARENT_PID).
+
+_PARENT_ENV = "RAIDSTUDY_BATCH_PARENT"
+_WORKER_CODE = "from raidstudy.study.runs import _worker_main; _worker_main()"
+#: Seconds a stopped worker gets to end its kernel and mark its run before it is killed.
+STOP_GRACE = 15.0
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C (or SIGTERM); ``rows`` holds every run's status so far."""
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        super().__init__("batch interrupted")
+        self.rows = rows
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """On Linux, have the kernel send ``sig`` to this process when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _descendants(pid: int) -> list[int]:
+    """Process ids of every descendant of ``pid`` (psutil when installed, else /proc)."""
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except ImportError:
+        pass
+    except Exception:  # psutil.NoSuchProcess: nothing left
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _end_processes(pids: Iterable[int], timeout: float = 5.0) -> None:
+    """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL whatever is left."""
+    import signal
+
+    pids = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if _alive(p)]
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError, OSError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child, now reaped
+            return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):  # a zombie waiting for a parent that is not us
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _worker_main() -> None:
+    """A local batch worker (started by :func:`run_batch`; not for direct use)."""
+    import queue
+    import signal
+    import threading
+
+    parent = int(os.environ.get(_PARENT_ENV) or 0)
+    _set_parent_death_signal(signal.SIGTERM)
+    if parent and os.getppid() != parent:  # the batch died before the signal was armed
+        os._exit(1)
+    proto = os.fdopen(os.dup(1), "w", buffering=1)  # answers to the batch; fd 1 becomes stderr
+    os.dup2(2, 1)
+    state: dict[str, Any] = {"current": None}
+    stopping = threading.Lock()
+
+    def stop(reason: str) -> None:
+        # Once only: a second SIGTERM (parent death and the batch's own) may arrive while the
+        # first is being handled, on the same stack; it must let the first one finish.
+        if not stopping.acquire(blocking=False):
+            return
+        task = state["current"]
+        _end_processes(_descendants(os.getpid()))  # the kernel first, so it writes nothing more
+        if task is not None:
+            out = _resolve(task["params"]["output_dir"])
+            with contextlib.suppress(Exception):
+                (out / ".notebook.partial.ipynb").unlink(missing_ok=True)
+                if (out / "run.json").exists() and not run_is_complete(out):
+                    _record_failure(out, reason, status="interrupted")
+        os._exit(143)
+
+    def read_tasks() -> None:
+        for line in sys.stdin:
+            tasks.put(json.loads(line))
+        tasks.put(None)  # end of input: the batch is done, or gone
+        if state["current"] is not None:
+            os.kill(os.getpid(), signal.SIGTERM)  # stop in the main thread, between two steps
+            time.sleep(STOP_GRACE)  # the main thread is stuck: end the kernel and go
+            _end_processes(_descendants(os.getpid()), timeout=2.0)
+            os._exit(143)
+
+    tasks: "queue.Queue[dict[str, Any] | None]" = queue.Queue()
+    signal.signal(signal.SIGTERM, lambda *_: stop("interrupted: the batch was stopped before this run finished"))
+    threading.Thread(target=read_tasks, daemon=True).start()
+    while (task := tasks.get()) is not None:
+        state["current"] = task
+        row = _run_one(task["notebook"], task["params"], task["force"])
+        state["current"] = None
+        try:
+            proto.write(json.dumps(row) + "\n")
+        except OSError:
+            break
+
+
+def _start_worker():
+    import subprocess
+
+    env = dict(os.environ, **{_PARENT_ENV: str(os.getpid())})
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER_CODE, "raidstudy-batch-worker"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, env=env, cwd=str(repo_root()), start_new_session=True, text=True, bufsize=1,
+    )
+
+
+def _stop_workers(workers: Sequence[Any], busy: Iterable[Any]) -> None:
+    """End the workers: busy ones by SIGTERM (they end their kernel and mark their run), idle
+    ones by closing their input; whatever is left after :data:`STOP_GRACE` seconds is killed,
+    with its children."""
+    import signal
+
+    for w in busy:
+        with contextlib.suppress(OSError):
+            w.send_signal(signal.SIGTERM)
+    for w in workers:
+        with contextlib.suppress(OSError):
+            w.stdin.close()
+    deadline = time.monotonic() + STOP_GRACE
+    for w in workers:
+        kids = _descendants(w.pid)
+        try:
+            w.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception:  # subprocess.TimeoutExpired
+            kids = _descendants(w.pid) + kids
+            w.kill()
+            w.wait()
+        _end_processes([k for k in kids if _alive(k)], timeout=2.0)
+        with contextlib.suppress(OSError):
+            w.stdout.close()
+
+
+def _run_local(nb: str, todo: list[tuple[int, dict[str, Any]]], workers: int, force: bool, bar) -> tuple[dict, bool]:
+    """Run ``todo`` on local worker processes; returns ({index: row}, interrupted)."""
+    import collections
+    import selectors
+
+    rows: dict[int, dict[str, Any]] = {}
+    queue = collections.deque(todo)
+    procs = [_start_worker() for _ in range(min(workers, len(todo)))]
+    idle, busy = list(procs), {}
+    sel = selectors.DefaultSelector()
+    interrupted = False
+    try:
+        while queue or busy:
+            while queue and idle:
+                w = idle.pop()
+                i, params = queue.popleft()
+                w.stdin.write(json.dumps({"notebook": nb, "params": params, "force": force}) + "\n")
+                w.stdin.flush()
+                busy[w] = (i, params)
+                sel.register(w.stdout, selectors.EVENT_READ, w)
+            for key, _ in sel.select(timeout=1.0):
+                w = key.data
+                line = w.stdout.readline()
+                sel.unregister(w.stdout)
+                i, params = busy.pop(w)
+                if line:
+                    rows[i] = json.loads(line)
+                    idle.append(w)
+                else:  # the worker died (killed from outside, out of memory, ...)
+                    code = w.wait()
+                    _end_processes(_descendants(w.pid))
+                    msg = f"RunError: the worker process running it ended unexpectedly (exit status {code})"
+                    rows[i] = {"output_dir": params["output_dir"], "status": "failed", "error": msg}
+                    out = _resolve(params["output_dir"])
+                    if (out / "run.json").exists() and not run_is_complete(out):
+                        _record_failure(out, msg)
+                    procs.remove(w)
+                    if queue:
+                        procs.append(_start_worker())
+                        idle.append(procs[-1])
+                bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        with _ignore_interrupts():
+            _stop_workers(procs, list(busy))
+            sel.close()
+    for i, params in busy.values():
+        out = _resolve(params["output_dir"])
+        if (out / "run.json").exists() and not run_is_complete(out):
+            rec = _read_record(out) or {}
+            if rec.get("status") == "running":  # the worker could not say so itself
+                _record_failure(out, "interrupted: the batch was stopped before this run finished", "interrupted")
+        rows[i] = {"output_dir": params["output_dir"], "status": "complete" if run_is_complete(out) else "interrupted"}
+    for i, params in queue:
+        rows[i] = {"output_dir": params["output_dir"], "status": "not started"}
+    return rows, interrupted
+
+
+@contextlib.contextmanager
+def _ignore_interrupts():
+    """Ignore a second Ctrl-C while the workers are being stopped (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM stops the batch as Ctrl-C does (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _run_dask(scheduler: str, nb: str, todo: list[tuple[int, dict[str, Any]]], force: bool, bar) -> tuple[dict, bool]:
+    """Run ``todo`` on a Dask cluster; returns ({index: row}, interrupted)."""
+    from distributed import as_completed
+
+    rows: dict[int, dict[str, Any]] = {}
+    interrupted = False
+    with _connect(scheduler) as client:
+        futs = {client.submit(_run_one, nb, params, force, pure=False): (i, params) for i, params in todo}
+        try:
+            for fut in as_completed(futs):
+                i, params = futs[fut]
+                try:
+                    rows[i] = fut.result()
+                except Exception as err:  # a worker that died (KilledWorker), a lost connection
+                    rows[i] = {"output_dir": params["output_dir"], "status": "failed",
+                               "error": f"{type(err).__name__}: {err}"}
+                bar.update(1)
+        except KeyboardInterrupt:
+            interrupted = True
+            with _ignore_interrupts():
+                client.cancel([f for f in futs if not f.done()])
+    for i, params in todo:
+        # Dask cannot stop a task that has started: such a run finishes on its worker
+        rows.setdefault(i, {"output_dir": params["output_dir"], "status": "cancelled"})
+    return rows, interrupted
 
 
 def run_batch(
@@ -414,11 +815,14 @@ def run_batch(
     scheduler: str | None = None,
     progress: bool | None = None,
     force: bool = False,
+    rerun: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run a notebook once per parameter set, in parallel.
+    """Run a notebook once per parameter set, in parallel; stop and resume cleanly.
 
     Every parameter set is validated before any run starts, so a typo in run 40 does not
-    surface after 39 finished runs.
+    surface after 39 finished runs. A run whose directory already holds it complete (same
+    parameters, data checksum, notebook and raidstudy version) is skipped unless
+    ``rerun``. A run's ``results.json`` appears only once the run is complete.
 
     Parameters
     ----------
@@ -436,14 +840,30 @@ def run_batch(
     force : bool
         Replace runs of other studies found in the runs' directories (else refused before
         any run starts).
+    rerun : bool
+        Run again the runs that are already complete for the same inputs.
 
     Returns
     -------
     list of dict
-        One status row per run, in the order given.
-    """
-    import sys
+        One status row per run, in the order given: ``output_dir``, ``status``
+        (``complete``, ``skipped`` (complete before, not run again), ``failed``) and
+        ``error`` or ``seconds``.
 
+    Raises
+    ------
+    BatchInterrupted
+        Ctrl-C or SIGTERM: queued runs do not start, running ones are stopped (their
+        kernels too) and marked ``interrupted`` in their ``run.json``; the exception's
+        ``rows`` say so per run (``interrupted``, ``not started``; ``cancelled`` on Dask).
+    ParameterError, RunError
+        Bad parameters (before anything runs); an unreachable scheduler.
+
+    Notes
+    -----
+    The local workers end with the batch however it ends, SIGKILL included (see the
+    comment above ``_worker_main`` and docs/batch.md).
+    """
     from tqdm.auto import tqdm
 
     from raidstudy.study.parameters import check_run_directory, coerce_parameters, validate_parameters
@@ -453,31 +873,36 @@ def run_batch(
                              hint=f"leave it out to use every CPU ({os.cpu_count() or 1} here)")
     if scheduler is not None:
         scheduler = check_scheduler(scheduler)
-    runs = [dict(r) for r in runs]
-    for r in runs:
+    nb_path = _resolve(notebook)
+    if not nb_path.is_file():
+        raise ParameterError("notebook", str(notebook), "file not found", hint="see notebooks/ for the study notebooks")
+    nb = _relpath(nb_path)
+    runs = [coerce_parameters(dict(r)) for r in runs]
+    rows: dict[int, dict[str, Any]] = {}
+    todo: list[tuple[int, dict[str, Any]]] = []
+    for i, r in enumerate(runs):
         check_output_dir(_resolve(r["output_dir"]), r["output_dir"])
         if not force:
-            check_run_directory(coerce_parameters(r))
-        validate_parameters(r)
-    nb = str(_resolve(notebook))
+            check_run_directory(r)
+        spec = validate_parameters(r)
+        if not rerun and _same_run(r, spec.data_checksum, nb):
+            rows[i] = {"output_dir": r["output_dir"], "status": "skipped"}
+        else:
+            todo.append((i, r))
     disable = not (sys.stderr.isatty() if progress is None else progress)
-    results: list[dict[str, Any] | None] = [None] * len(runs)
-    if scheduler:
-        from distributed import as_completed
-
-        with _connect(scheduler) as client:
-            futs = {client.submit(_run_one, nb, r, force, pure=False): i for i, r in enumerate(runs)}
-            for fut in tqdm(as_completed(futs), total=len(futs), disable=disable, desc="runs"):
-                results[futs[fut]] = fut.result()
-    else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed as cf_completed
-
-        n = workers or os.cpu_count() or 1
-        with ProcessPoolExecutor(max_workers=n) as pool:
-            futs = {pool.submit(_run_one, nb, r, force): i for i, r in enumerate(runs)}
-            for fut in tqdm(cf_completed(futs), total=len(futs), disable=disable, desc="runs"):
-                results[futs[fut]] = fut.result()
-    return [r for r in results if r is not None]
+    interrupted = False
+    if todo:
+        with tqdm(total=len(todo), disable=disable, desc="runs") as bar, _sigterm_as_interrupt():
+            if scheduler:
+                done, interrupted = _run_dask(scheduler, nb, todo, force, bar)
+            else:
+                done, interrupted = _run_local(nb, todo, workers or os.cpu_count() or 1, force, bar)
+        rows.update(done)
+    # (a run lost between the queue and a worker by an ill-timed Ctrl-C counts as not started)
+    out = [rows.get(i) or {"output_dir": r["output_dir"], "status": "not started"} for i, r in enumerate(runs)]
+    if interrupted:
+        raise BatchInterrupted(out)
+    return out
 
 
 #: Seconds to wait for a Dask scheduler before giving up with one line.
@@ -512,27 +937,120 @@ def _connect(address: str):
                        "check the address and that the scheduler is running") from None
 
 
-def summarise_runs(output_dirs: Iterable[str | Path]) -> "Any":
-    """One row per run: status, event, outcome, model and the headline level change.
+# ----------------------------------------------------------------------------- summaries
 
-    A run counts as complete only when its ``run.json`` says so; any other run is listed
-    with its status (``running`` for an interrupted one, ``failed``, ``missing``) rather
-    than dropped. The level change is the study's headline term (``treated_level`` in a
-    comparative model), on the log scale with its percentage for count families.
+#: Columns of the batch summary (:func:`summarise_runs`), in order.
+SUMMARY_COLUMNS = (
+    "run", "role", "status", "reused", "event", "date_precision", "outcome", "family", "term",
+    "level", "level_ci_low", "level_ci_high", "level_pct", "level_pct_ci_low", "level_pct_ci_high", "ci_level",
+    "p_value", "p_value_holm", "p_value_bh", "placebo_p_value", "placebo_min_p", "n_missing", "report", "error",
+)
+
+
+def _precision(event_id: Any, results: Mapping[str, Any] | None) -> str | None:
+    """The event's date precision from the catalogue; a study's own event (not catalogued)
+    keeps what its results say, else ``"not catalogued"``."""
+    from raidstudy.data.events import get_event
+
+    if not event_id:
+        return None
+    try:
+        return get_event(str(event_id)).precision
+    except RaidstudyError:
+        return ((results or {}).get("event") or {}).get("precision") or "not catalogued"
+
+
+def adjust_p_values(p_values: Sequence[float | None]) -> "Any":
+    """Holm and Benjamini-Hochberg adjustments of a family of p-values.
+
+    Missing p-values (``None``, NaN: a run that failed or was not run) are left out of the
+    family and stay missing.
+
+    Parameters
+    ----------
+    p_values : sequence of float or None
+
+    Returns
+    -------
+    DataFrame
+        Columns ``p_value_holm`` (family-wise error rate) and ``p_value_bh`` (false
+        discovery rate), one row per input.
+
+    Examples
+    --------
+    >>> adjust_p_values([0.01, None, 0.04, 0.03]).round(3).to_dict("list")
+    {'p_value_holm': [0.03, nan, 0.06, 0.06], 'p_value_bh': [0.03, nan, 0.04, 0.04]}
+    """
+    import numpy as np
+    import pandas as pd
+    from statsmodels.stats.multitest import multipletests
+
+    p = pd.to_numeric(pd.Series(list(p_values), dtype=object), errors="coerce").astype(float)
+    out = pd.DataFrame({"p_value_holm": np.nan, "p_value_bh": np.nan}, index=p.index)
+    ok = p.notna().to_numpy()
+    if ok.any():
+        out.loc[ok, "p_value_holm"] = multipletests(p[ok].to_numpy(), method="holm")[1]
+        out.loc[ok, "p_value_bh"] = multipletests(p[ok].to_numpy(), method="fdr_bh")[1]
+    return out
+
+
+def summarise_runs(output_dirs: Iterable[str | Path], *, roles: Sequence[str] | None = None,
+                   batch_rows: Sequence[Mapping[str, Any]] | None = None) -> "Any":
+    """One row per run: status, event, outcome, model, the headline level change and what a
+    reader needs to weigh it.
+
+    Parameters
+    ----------
+    output_dirs : iterable of paths
+        The runs' directories (the runs of one plan).
+    roles : sequence of str, optional
+        ``"event"`` or ``"control"`` (an event whose expected effect is null) per run;
+        see :func:`plan_roles`.
+    batch_rows : sequence of mappings, optional
+        The status rows of :func:`run_batch`: a run this batch did not complete
+        (``failed``, ``interrupted``, ``not started``, ``cancelled``) is shown with that
+        status and no estimates, whatever an earlier run left in its directory.
+
+    Returns
+    -------
+    DataFrame
+        Columns :data:`SUMMARY_COLUMNS`. A run counts as complete only when
+        :func:`run_is_complete` says so; any other run is listed with its status
+        (``running`` for one interrupted without a chance to say so, ``failed``, ``missing``)
+        rather than dropped. ``level`` is the study's headline term (``treated_level`` in a
+        comparative model) on the log scale, ``level_pct`` its percentage for count
+        families; ``p_value`` is the study's p-value for it (the covariance of the study,
+        EWC by default); ``p_value_holm`` and ``p_value_bh`` adjust it across the complete
+        runs given (controls included); ``placebo_p_value`` is the in-time placebo p-value and
+        ``placebo_min_p`` the smallest it could be with the windows available;
+        ``n_missing`` counts missing periods in the estimation window; ``date_precision``
+        is the catalogue's (``day``, ``approx``, ``month``); ``report`` is the run's
+        ``report.html``.
     """
     import pandas as pd
 
+    dirs = [_resolve(d) for d in output_dirs]
     rows = []
-    for d in output_dirs:
-        d = _resolve(d)
+    for k, d in enumerate(dirs):
         run_path, res_path = d / "run.json", d / "results.json"
-        status = json.loads(run_path.read_text()).get("status", "unknown") if run_path.exists() else "missing"
-        row: dict[str, Any] = {"run": _relpath(d), "status": status}
-        if status == "complete" and res_path.exists():
+        rec = _read_record(d) if run_path.exists() else None
+        status = "missing" if rec is None and not run_path.exists() else (rec or {}).get("status", "unknown")
+        if status == "complete" and not res_path.is_file():
+            status = "interrupted"  # stopped between run.json and the final move of results.json
+        batch = dict(batch_rows[k]) if batch_rows is not None else {}
+        if batch.get("status") not in (None, "complete", "skipped"):
+            status = batch["status"]
+        row: dict[str, Any] = {"run": _relpath(d), "role": roles[k] if roles is not None else None,
+                               "status": status, "reused": batch.get("status") == "skipped" if batch else None}
+        event_id = ((rec or {}).get("parameters") or {}).get("event_id")
+        res = None
+        if status == "complete":
             res = json.loads(res_path.read_text())
             lvl = res.get("effects", {}).get("level", {})
+            placebo = (res.get("robustness") or {}).get("placebo") or {}
+            alpha = (res.get("parameters") or {}).get("alpha")
+            event_id = res.get("event", {}).get("id", event_id)
             row.update({
-                "event": res.get("event", {}).get("id"),
                 "outcome": res.get("data", {}).get("outcome"),
                 "family": res.get("model", {}).get("family"),
                 "term": lvl.get("term"),
@@ -542,7 +1060,274 @@ def summarise_runs(output_dirs: Iterable[str | Path]) -> "Any":
                 "level_pct": lvl.get("pct"),
                 "level_pct_ci_low": lvl.get("pct_ci_low"),
                 "level_pct_ci_high": lvl.get("pct_ci_high"),
+                "ci_level": None if alpha is None else round(100 * (1 - float(alpha)), 6),
                 "p_value": lvl.get("p_value"),
+                "placebo_p_value": placebo.get("p_value"),
+                "placebo_min_p": placebo.get("min_attainable_p"),
+                "n_missing": (res.get("data") or {}).get("n_missing"),
+                "report": _relpath(d / "report.html") if (d / "report.html").exists() else None,
             })
+        elif rec and rec.get("error"):
+            row["error"] = str(rec["error"]).splitlines()[0][:300] if rec.get("error") else None
+        if batch.get("error"):
+            row["error"] = str(batch["error"]).splitlines()[0][:300]
+        row["event"] = event_id
+        row["date_precision"] = _precision(event_id, res)
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    adj = adjust_p_values([r if s == "complete" else None for r, s in zip(df["p_value"], df["status"])])
+    df["p_value_holm"], df["p_value_bh"] = adj["p_value_holm"].to_numpy(), adj["p_value_bh"].to_numpy()
+    for c in ("level", "level_ci_low", "level_ci_high", "level_pct", "level_pct_ci_low", "level_pct_ci_high",
+              "ci_level", "p_value", "placebo_p_value", "placebo_min_p"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    df["n_missing"] = pd.to_numeric(df["n_missing"], errors="coerce").astype("Int64")
+    return df
+
+
+def plan_roles(plan: Mapping[str, Any], runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each run's role: ``"control"`` when its event is among the plan's ``controls``
+    (events whose expected effect is null), else ``"event"``.
+
+    Examples
+    --------
+    >>> plan = {"grid": {"event_id": ["sparks_2020", "evo_2023"]}, "controls": ["evo_2023"]}
+    >>> plan_roles(plan, expand_plan(plan))
+    ['event', 'control']
+    """
+    from raidstudy.study.parameters import PARAMETERS
+
+    controls = {str(c).strip() for c in plan.get("controls") or []}
+    default = PARAMETERS["event_id"].default
+    return ["control" if str(r.get("event_id", default)).strip() in controls else "event" for r in runs]
+
+
+def forest_data(summary: "Any") -> "Any":
+    """The data of the forest plot: one row per complete run with a percentage level change.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        From :func:`summarise_runs`.
+
+    Returns
+    -------
+    DataFrame
+        ``label`` (event, outcome and run), ``run``, ``role``, ``event``, ``outcome``,
+        ``estimate``, ``ci_low``, ``ci_high`` (level change in %), ``p_value``,
+        ``p_value_holm``, ``p_value_bh``, in plotting order (by event, then outcome, then run).
+        Runs of the Gaussian family (a level change in outcome units) are left out; the
+        summary table lists them.
+    """
+    import pandas as pd
+
+    s = summary[(summary["status"] == "complete") & summary["level_pct"].notna()]
+    df = pd.DataFrame({
+        "label": [f"{e} | {o} | {Path(r).name}" for e, o, r in zip(s["event"], s["outcome"], s["run"])],
+        "run": s["run"], "role": s["role"].fillna("event"), "event": s["event"], "outcome": s["outcome"],
+        "estimate": s["level_pct"], "ci_low": s["level_pct_ci_low"], "ci_high": s["level_pct_ci_high"],
+        "p_value": s["p_value"], "p_value_holm": s["p_value_holm"], "p_value_bh": s["p_value_bh"],
+    })
+    return df.sort_values(["event", "outcome", "run"], kind="stable").reset_index(drop=True)
+
+
+def plot_forest(*, data: "Any", ax=None, title: str | None = None, n_left_out: int = 0):
+    """Forest plot of the level change across the runs of a batch (events x indicators).
+
+    Parameters
+    ----------
+    data : DataFrame
+        From :func:`forest_data`.
+    ax : matplotlib Axes, optional
+    title : str, optional
+    n_left_out : int
+        Runs not shown (not complete, or Gaussian); said under the plot.
+
+    Returns
+    -------
+    (Figure, Axes)
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from raidstudy.report.plots import COLORS, style
+
+    n = len(data)
+    with style():
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * max(n, 1)), layout="constrained")
+        else:
+            fig = ax.figure
+        y = np.arange(n)[::-1]
+        for role, color, label in (("event", COLORS["fitted"], "event"),
+                                   ("control", COLORS["control"], "control (expected null)")):
+            m = (data["role"] == role).to_numpy()
+            if not m.any():
+                continue
+            est = data["estimate"].to_numpy(float)[m]
+            lo, hi = data["ci_low"].to_numpy(float)[m], data["ci_high"].to_numpy(float)[m]
+            ax.errorbar(est, y[m], xerr=[est - lo, hi - est], fmt="o", color=color, ecolor=color,
+                        capsize=2, lw=1.2, ms=4, label=label)
+        ax.axvline(0, color=COLORS["event"], lw=0.8)
+        ax.set_yticks(y, list(data["label"]))
+        ax.set_xlabel("level change at the event, % (with each run's confidence interval)")
+        ax.set_ylim(-0.7, max(n, 1) - 0.3)
+        if data["role"].eq("control").any():
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        if title:
+            ax.set_title(title, loc="left")
+        if n_left_out:
+            ax.annotate(f"{n_left_out} run{'s' if n_left_out != 1 else ''} not shown (not complete, or a "
+                        "Gaussian level change in outcome units): see the summary table",
+                        xy=(0, 0), xycoords="figure fraction", xytext=(4, 2), textcoords="offset points",
+                        fontsize=7, color="#555555")
+        if not n:
+            ax.text(0.5, 0.5, "no complete run with a percentage level change", transform=ax.transAxes,
+                    ha="center", va="center")
+    return fig, ax
+
+
+def _display_level(row: Mapping[str, Any]) -> str:
+    import math
+
+    from raidstudy.report.tables import readable_number
+
+    def ok(v):
+        return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+    if ok(row.get("level_pct")):
+        return f"{row['level_pct']:+.1f}% ({row['level_pct_ci_low']:+.1f}% to {row['level_pct_ci_high']:+.1f}%)"
+    if ok(row.get("level")):
+        return (f"{readable_number(row['level'])} ({readable_number(row['level_ci_low'])} to "
+                f"{readable_number(row['level_ci_high'])})")
+    return ""
+
+
+#: The summary's columns as shown in summary.md and index.html, with their headers.
+DISPLAY_COLUMNS = {
+    "role": "role", "status": "status", "event": "event", "date_precision": "date precision",
+    "outcome": "outcome", "family": "family", "level_change": "level change (CI)", "p_value": "p_value",
+    "p_value_holm": "p_value Holm", "p_value_bh": "p_value BH", "placebo_p_value": "placebo p_value",
+    "n_missing": "missing periods", "error": "note",
+}
+
+
+def _display_table(summary: "Any") -> "Any":
+    from raidstudy.report.tables import readable
+
+    df = summary.copy()
+    df["level_change"] = [_display_level(r) for r in df.to_dict("records")]
+    df = df.set_index("run")[list(DISPLAY_COLUMNS)]
+    shown = readable(df)
+    shown.columns = list(DISPLAY_COLUMNS.values())
+    return shown
+
+
+def _summary_notes(summary: "Any") -> list[str]:
+    n_p = int(((summary["status"] == "complete") & summary["p_value"].notna()).sum())
+    return [
+        f"{int((summary['status'] == 'complete').sum())} of {len(summary)} runs complete "
+        f"({int(summary['reused'].eq(True).sum())} reused from an earlier batch).",
+        f"Holm (family-wise error) and Benjamini-Hochberg (false discovery rate) adjust the p-values across "
+        f"the {n_p} complete runs of this plan, controls included.",
+        "Placebo p_value: in-time placebos on independent windows of the history; with few windows it "
+        "cannot be small (see placebo_min_p in summary.csv).",
+        "Controls are events whose expected effect is null; an effect there questions the design.",
+    ]
+
+
+def _index_html(summary: "Any", root: Path, title: str) -> str:
+    """index.html for a batch folder: the summary table with links to each run's report."""
+    from html import escape
+
+    shown = _display_table(summary)
+    head = "".join(f"<th>{escape(c)}</th>" for c in ["run", *shown.columns])
+    body = []
+    for (run, row), report in zip(shown.iterrows(), summary["report"]):
+        name = escape(Path(run).name)
+        if isinstance(report, str) and report:
+            href = Path(os.path.relpath(_resolve(report), root)).as_posix()
+            cell = f'<a href="{escape(href, quote=True)}">{name}</a>'
+        else:
+            cell = name
+        tds = "".join(f"<td>{escape(str(v))}</td>" for v in row)
+        body.append(f"<tr><td>{cell}</td>{tds}</tr>")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in _summary_notes(summary))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }}
+img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>{escape(title)}</h1>
+<p>Files: <a href="summary.md">summary.md</a>, <a href="summary.csv">summary.csv</a> (every column),
+forest plot <a href="forest.png">PNG</a> and <a href="forest.pdf">PDF</a>
+(data: <a href="forest.csv">forest.csv</a>). Each run's name links to its report.</p>
+<table>
+<thead><tr>{head}</tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody>
+</table>
+<ul>{notes}</ul>
+<p><img src="forest.png" alt="Forest plot of the level change across the runs"></p>
+</body>
+</html>
+"""
+
+
+def write_batch_summary(output_dirs: Sequence[str | Path], output_root: str | Path, *,
+                        roles: Sequence[str] | None = None,
+                        batch_rows: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
+    """Write a batch's summary into ``output_root``: ``summary.md``, ``summary.csv``,
+    ``forest.png``/``.pdf`` (data in ``forest.csv``) and ``index.html``.
+
+    Parameters
+    ----------
+    output_dirs : sequence of paths
+        The runs' directories, in plan order.
+    output_root : path
+        The batch folder (relative paths are relative to the repository).
+    roles, batch_rows
+        As for :func:`summarise_runs`.
+
+    Returns
+    -------
+    dict
+        The paths written, by name.
+    """
+    import matplotlib.pyplot as plt
+
+    from raidstudy.io import atomic_path
+    from raidstudy.report.tables import to_markdown
+    from raidstudy.study.artefacts import save_figure
+
+    root = _resolve(output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    summary = summarise_runs(output_dirs, roles=roles, batch_rows=batch_rows)
+    shown = _display_table(summary)
+    title = f"raidstudy batch: {_relpath(root)}"
+    md = (f"# {title}\n\n" + to_markdown(shown) + "\n\n" + "\n".join(f"- {n}" for n in _summary_notes(summary))
+          + "\n")
+    paths = {"summary.md": atomic_write_text(root / "summary.md", md)}
+    with atomic_path(root / "summary.csv", suffix=".csv") as tmp:
+        summary.to_csv(tmp, index=False)
+    paths["summary.csv"] = root / "summary.csv"
+    fd = forest_data(summary)
+    with atomic_path(root / "forest.csv", suffix=".csv") as tmp:
+        fd.to_csv(tmp, index=False)
+    paths["forest.csv"] = root / "forest.csv"
+    fig, _ = plot_forest(data=fd, n_left_out=len(summary) - len(fd))
+    try:
+        png, pdf = save_figure(fig, root / "forest")
+    finally:
+        plt.close(fig)
+    paths.update({"forest.png": png, "forest.pdf": pdf})
+    paths["index.html"] = atomic_write_text(root / "index.html", _index_html(summary, root, title))
+    return paths

@@ -50,7 +50,8 @@ FIELDS = (
 )
 N_FIELDS = len(FIELDS)
 #: Fields kept by the reader (by position).
-_KEEP = {"title": 0, "nuked": 5, "nukereason": 6, "category": 7, "predate": 8, "source": 9}
+_KEEP = {"title": 0, "size": 2, "files": 3, "nuked": 5, "nukereason": 6, "category": 7, "predate": 8,
+         "source": 9}
 #: Examples kept per skip reason.
 MAX_EXAMPLES = 5
 _DUMP_RE = re.compile(r"^(\d+)_predb_dump\.csv\.gz$")
@@ -327,8 +328,8 @@ def read_dump_file(dump: DumpFile, index: int = 0, checksum: bool = True) -> Fil
     Returns
     -------
     FileResult
-        ``table`` has the columns ``title, nuked, nukereason, category, predate,
-        source`` (raw field text, still quoted) plus ``line`` and ``file_index``.
+        ``table`` has the columns ``title, size, files, nuked, nukereason, category,
+        predate, source`` (raw field text, still quoted) plus ``line`` and ``file_index``.
         ``unreadable`` is set (and ``table`` is None) when nothing could be read.
     """
     res, data, n_text = _load(dump, index, checksum)

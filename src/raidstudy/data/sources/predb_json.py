@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -205,6 +206,9 @@ def read_predb_json(path: str | os.PathLike, *, feed: str | None = None) -> pd.D
     df["nuke_code"] = df["nuke_code"].astype("int8")
     df["nuked"] = df["nuke_code"].isin(NUKED_CODES)
     df["line"] = df["line"].astype("int32")
+    # predb JSON exports state no size or file count
+    df["size_mb"] = np.nan
+    df["n_files"] = pd.array([pd.NA] * len(df), dtype="Int32")
     df = df[[f.name for f in RELEASES_SCHEMA]]
     df.attrs["skipped"] = skipped
     df.attrs["examples"] = {k: v for k, v in examples.items() if v}
