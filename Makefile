@@ -17,8 +17,10 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Set-up installs the exact versions in $(LOCK) (see README, "Dependencies and the lock"):
-# with uv from a small bootstrap venv when it can be had, else with pip from the same lock.
-# RAIDSTUDY_INSTALLER=pip forces the pip path; RAIDSTUDY_NO_LOCK=1 installs without the lock.
+# with uv (put into $(BOOT) by the new venv's pip) when it can be had, else with pip from the
+# same lock. Neither byte-compiles the whole environment: `make warm` compiles what the
+# study imports. RAIDSTUDY_INSTALLER=pip forces the pip path; RAIDSTUDY_NO_LOCK=1 installs
+# without the lock.
 $(STAMP): pyproject.toml $(LOCK)
 	@test -n "$$RAIDSTUDY_NO_LOCK" || $(PYTHON) src/raidstudy/lock.py check
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,32 +28,72 @@ $(STAMP): pyproject.toml $(LOCK)
 	  echo "make setup: installing without the lock (pip install -e '.[test]')"; \
 	  $(BIN)/python -m pip install --quiet -e '.[test]'; \
 	elif [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ] && { test -x $(BOOT)/bin/uv || \
-	    { $(PYTHON) -m venv $(BOOT) && $(BOOT)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); }; } \
-	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python --compile-bytecode -r $(LOCK) \
+	    $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); } \
+	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python -r $(LOCK) \
 	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python --no-deps -e .; then \
 	  echo "make setup: installed $(LOCK) with uv $(UV_VERSION)"; \
 	else \
 	  if [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ]; then echo "make setup: uv unavailable or failed; installing $(LOCK) with pip"; fi; \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(LOCK) \
-	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e . ; \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK) \
+	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -e . ; \
 	fi
 	@$(MAKE) --no-print-directory warm
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install raidstudy with its test tools, exact versions from requirements.lock
 
-warm: ## make the first study run as fast as later ones (byte-code, font cache, one kernel start)
-	@$(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') src >/dev/null || true
-	@MPLBACKEND=Agg $(BIN)/python -c 'import io, matplotlib.pyplot as plt; f, a = plt.subplots(); a.plot([0, 1]); a.set_title("warm"); f.savefig(io.BytesIO(), format="png")' || true
-	@$(BIN)/python -c 'from jupyter_client.manager import start_new_kernel; km, kc = start_new_kernel(kernel_name="python3"); kc.execute_interactive("import raidstudy.study, matplotlib.pyplot", timeout=120); kc.stop_channels(); km.shutdown_kernel(now=True)' >/dev/null 2>&1 || true
+# The warm-up runs a one-cell notebook the way `raidstudy run` does (papermill, the study's
+# kernel and inline backend, the HTML report): that kernel imports every raidstudy module and
+# the libraries they import inside functions, draws a figure (matplotlib's font cache) and so
+# writes the byte-code of just what a study uses (a quarter of the environment's files);
+# PYTHONDONTWRITEBYTECODE is cleared for it because writing byte-code is its purpose.
+# Test-only libraries are imported by a second process at the same time.
+define WARM_PY
+import os, subprocess, sys, tempfile
+from pathlib import Path
+tests = subprocess.Popen([sys.executable, "-c", "import pytest, hypothesis.strategies, yaml, statsmodels.api, distributed"])
+import nbformat, papermill
+import raidstudy.cli
+from raidstudy.study.runs import INLINE_BACKEND, KERNEL, render_html
+CELL = """
+import importlib, io, pkgutil, sys
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+import raidstudy
+for name in [m.name for m in pkgutil.walk_packages(raidstudy.__path__, "raidstudy.")] + [
+        "seaborn", "tabulate", "linearmodels.panel", "scipy.stats.qmc", "statsmodels.tsa.statespace.sarimax",
+        "statsmodels.stats.diagnostic", "statsmodels.stats.multitest"]:
+    try:
+        importlib.import_module(name)
+    except Exception as err:  # warm what can be warmed
+        print(f"make warm: import {name} failed: {err}", file=sys.stderr)
+f, a = plt.subplots(); a.plot([0, 1]); a.set_title("warm"); f.savefig(io.BytesIO(), format="pdf")
+display(Markdown("warm")); display(f)
+"""
+with tempfile.TemporaryDirectory() as d:
+    src, out = Path(d, "warm.ipynb"), Path(d, "out.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELL)]), src)
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
+    papermill.execute_notebook(str(src), str(out), kernel_name=KERNEL, progress_bar=False,
+                               extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    render_html(out, Path(d, "report.html"), title="warm")
+tests.wait()
+endef
+export WARM_PY
+
+warm: ## make the first study run as fast as later ones (byte-code of what a study imports, font cache, one kernel start)
+	@PYTHONDONTWRITEBYTECODE= $(BIN)/python -c "$$WARM_PY" >/dev/null 2>$(VENV)/warm.log \
+	  || echo "make warm: the warm-up failed, so the first study run will be slower (why: $(VENV)/warm.log)"
 
 lock: ## recompile requirements.lock from pyproject.toml (uv, pinned version, Python 3.11 on Linux x86_64)
-	@test -x $(BOOT)/bin/uv || { $(PYTHON) -m venv $(BOOT) && $(BOOT)/bin/pip install --quiet uv==$(UV_VERSION); }
+	@test -x $(BOOT)/bin/uv || { { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } \
+	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); }
 	$(BOOT)/bin/$(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "src/raidstudy"); import lock; print(lock.UPDATE_COMMAND)') >/dev/null
 
-run: $(STAMP) ## run the main job: the SPARKS 2020 study -> results/sparks-2020/ and results/sparks-2020-robustness/
+run: $(STAMP) ## run the main job: the SPARKS 2020 study -> results/sparks-2020{,-robustness,-events-groups}/
 	$(BIN)/raidstudy run notebooks/02-event-study.ipynb
 	$(BIN)/raidstudy run notebooks/04-robustness.ipynb -p output_dir results/sparks-2020-robustness
+	$(BIN)/raidstudy run notebooks/03-events-and-groups.ipynb -p output_dir results/sparks-2020-events-groups
 
 test: $(STAMP) ## run the test suite (fast; skips what needs ../shared when it is absent)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -74,6 +116,9 @@ bench: $(STAMP) ## run the benchmarks (ratios against baselines measured in the 
 	$(BIN)/python benchmarks/bench_breaks.py
 	$(BIN)/python benchmarks/bench_speccurve.py
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_staggered.py
+	$(BIN)/python benchmarks/bench_groups.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean: ## remove results/ and caches (keeps .venv and data/)
 	rm -rf results .pytest_cache .hypothesis

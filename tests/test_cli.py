@@ -16,6 +16,10 @@ from raidstudy.cli import main
         (["run", "-p", "feeds", "nosuchfeed"], "nosuchfeed"),
         (["run", "-p", "pre_periods", "5"], "too few pre-event periods"),
         (["run", "notebooks/nope.ipynb"], "file not found"),
+        # a zone name that does not exist, refused before any dump is read
+        (["ingest", "/nonexistent-dumps", "--zone", "Mars/Olympus"], "'zone' = 'Mars/Olympus'"),
+        (["build", "--releases", "/nonexistent-interim", "--day-zone", "Europe/Atlantis"],
+         "'zone' = 'Europe/Atlantis'"),
     ],
 )
 def test_user_errors_are_one_line(argv, fragment, capsys):

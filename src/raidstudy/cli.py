@@ -64,6 +64,9 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         run_batch, write_batch_summary
 
     plan = load_plan(args.plan)
+    # output_root takes paths as `run -p output_dir` does: ~ expanded, relative to the
+    # current directory, absolute allowed
+    plan["output_root"] = _cwd_path(str(plan.get("output_root", "results/batch")))
     runs = expand_plan(plan)
     notebook = _cwd_path(args.notebook) if args.notebook else plan.get("notebook", DEFAULT_NOTEBOOK)
     interrupted = False

@@ -167,13 +167,18 @@ def python_problem(text: str, version: tuple[int, ...] | None = None) -> str | N
     )
     if covered:
         return None
-    wanted = ".".join(map(str, want or ())) or "?"
-    return (
-        f"{LOCK_NAME} covers CPython {'.'.join(map(str, (want or (3, 11))[:2]))} (>= {wanted}) on Linux x86_64, "
-        f"not Python {'.'.join(map(str, have))} on {system} {machine}: run `make setup PYTHON=python3.11`, "
-        f"or `make setup RAIDSTUDY_NO_LOCK=1` to install the newest allowed versions without the lock, "
-        f"{NO_LOCK_HINT}"
-    )
+    mm = ".".join(map(str, (want or (3, 11))[:2]))
+    wanted = ".".join(map(str, want or ())) or mm
+    here = f"{Path(sys.executable).name if sys.executable else 'python3'} is Python {'.'.join(map(str, have))} on {system} {machine}"
+    no_lock = ("or install the newest allowed versions without the lock: `make setup RAIDSTUDY_NO_LOCK=1` "
+               "(or python3 -m venv .venv && .venv/bin/pip install -e '.[test]')")
+    if system != "Linux" or machine not in ("x86_64", "AMD64"):
+        todo = ""
+    elif want is not None and have[:2] == want[:2]:  # the right minor version, too old a patch release
+        todo = f"run `make setup PYTHON=/path/to/python{mm}` with Python {wanted} or a later {mm}.x, "
+    else:
+        todo = f"run `make setup PYTHON=python{mm}` (Python {wanted} or a later {mm}.x), "
+    return f"{LOCK_NAME} is for CPython {wanted} or a later {mm}.x on Linux x86_64, and {here}: {todo}{no_lock}"
 
 
 def stale_problems(text: str, pyproject: str | Path) -> list[str]:

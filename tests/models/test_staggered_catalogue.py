@@ -84,3 +84,8 @@ def test_catalogue_study_effects_by_target_type_and_events_left_out():
     assert set(es["rel"]) == set(range(-8, 9))
     json.dumps(st.to_dict(), allow_nan=False)
     assert "washout 52 periods" in st.by_target.summary().as_text()
+    # the sentence quotes the table's numbers and names the events left out
+    text = st.sentence()
+    assert f"{tab.loc['scene', 'pct']:+.0f}%" in text and f"{tab.loc['p2p', 'pct']:+.0f}%" in text
+    assert "zlibrary_2022" in text and "evo_raid_2022_11" in text
+    assert "placebo events" in text

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from raidstudy.paths import repo_root
-from raidstudy.report.readme import END, RESULTS_COPY, ROBUSTNESS_COPY, START, results_block
+from raidstudy.report.readme import END, EVENTS_GROUPS_COPY, RESULTS_COPY, ROBUSTNESS_COPY, START, results_block
 
 ROOT = repo_root()
 
@@ -32,9 +32,14 @@ def test_results_block_is_generated_from_a_real_run():
     res = json.loads(copy.read_text())
     rob_path = ROOT / ROBUSTNESS_COPY
     rob = json.loads(rob_path.read_text()) if rob_path.exists() else None
+    evg_path = ROOT / EVENTS_GROUPS_COPY
+    evg = json.loads(evg_path.read_text()) if evg_path.exists() else None
     text = (ROOT / "README.md").read_text()
     block = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert block == results_block(res, rob).strip(), "README out of date: run `make run && make readme`"
+    assert block == results_block(res, rob, evg).strip(), "README out of date: run `make run && make readme`"
     assert rob is not None and rob["event"]["id"] == "sparks_2020" and "specification_curve" in rob
+    # the events-and-groups notebook's headline figure and findings are shown
+    assert evg is not None and {"family_effects", "p2p_comparison", "groups", "staggered"} <= set(evg)
+    assert "sparks-2020-family-effects.png" in block and evg["sentences"]["group_turnover"] in block
     assert res["data"]["simulated"] is False
     assert res["event"]["id"] == "sparks_2020"

@@ -45,3 +45,21 @@ def test_fmt_num():
     assert tables.fmt_num(12345.6) == "12,346"
     assert tables.fmt_num(0.012345) == "0.0123"
     assert tables.fmt_num(None) == "n/a"
+
+
+def test_text_summary_writes_numbers_as_people_do():
+    """Issue 14 part 7: no ``1.0872e+05`` in a results summary; counts get thousands separators."""
+    import numpy as np
+    import pandas as pd
+
+    from raidstudy.models.its import ITS
+
+    rng = np.random.default_rng(3)
+    idx = pd.date_range("2021-01-01", periods=200, freq="D")
+    y = rng.poisson(np.where(np.arange(200) < 120, 5000, 2500))  # SIMULATED counts
+    res = ITS(pd.DataFrame({"y": y}, index=idx), outcome="y", event=idx[120], family="poisson",
+              dow=False).fit(cov_type="hac")
+    text = res.summary().as_text()
+    assert "e+" not in text
+    cum = next(line for line in text.splitlines() if line.startswith("Cumulative effect"))
+    assert "," in cum and "e" not in cum.split(":", 1)[1]

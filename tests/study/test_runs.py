@@ -49,14 +49,20 @@ def test_summary_trusts_run_json_and_reports_the_headline_term(tmp_path):
 
 
 @pytest.mark.parametrize("plan,fragment", [
-    ({"output_root": ""}, "inside the repository"),
-    ({"output_root": "/abs"}, "inside the repository"),
+    ({"output_root": ""}, "is empty"),
+    ({"output_root": "/dev/null"}, "is a file, not a folder"),
     ({"base": {"output_dir": "x"}}, "set by the runner"),
     (["not", "a", "mapping"], "must be a mapping"),
 ])
 def test_bad_plans_are_refused(plan, fragment):
     with pytest.raises(ParameterError, match=fragment):
         expand_plan(plan)
+
+
+def test_batch_takes_the_paths_run_takes(tmp_path):
+    """Issue 14 part 1: an absolute output_root (or ~/...) is accepted like run's output_dir."""
+    runs = expand_plan({"grid": {"pre_periods": [200, 300]}, "output_root": str(tmp_path / "b")})
+    assert [r["output_dir"] for r in runs] == [str(tmp_path / "b" / "200"), str(tmp_path / "b" / "300")]
 
 
 def test_unreadable_plan_files(tmp_path):

@@ -52,6 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from raidstudy.data import indicators
     from raidstudy.data import ingest
 
+    ingest.check_zone(args.day_zone)  # a bad zone name stops here, before any ingest
     rel_dir = Path(args.releases) if args.releases else _interim()
     rel_path = rel_dir / ingest.RELEASES_FILE
     if args.reingest or not rel_path.is_file():

@@ -26,6 +26,10 @@ PATH_FIGURE = "docs/figures/sparks-2020-path.png"
 CURVE_FIGURE = "docs/figures/sparks-2020-specification-curve.png"
 BREAKS_FIGURE = "docs/figures/sparks-2020-break-scan.png"
 ROBUSTNESS_COPY = "docs/sparks-2020-robustness-results.json"
+EVENTS_GROUPS_COPY = "docs/sparks-2020-events-groups-results.json"
+FAMILIES_FIGURE = "docs/figures/sparks-2020-family-effects.png"
+#: The events-and-groups notebook's sentences, in reading order.
+EVENTS_GROUPS_ORDER = ("p2p_reading", "group_turnover", "group_panel_path", "staggered")
 #: The robustness notebook's sentences, in reading order.
 ROBUSTNESS_ORDER = ("break_scan", "break_multiple", "specification_curve_relative", "specification_curve_level")
 RESULTS_COPY = "docs/sparks-2020-results.json"
@@ -34,8 +38,10 @@ SENTENCE_ORDER = ("relative", "path", "decay", "recovery", "cumulative", "level"
                   "caution")
 
 
-def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None = None) -> str:
-    """The README's results section for the study's ``results.json`` (and the robustness notebook's)."""
+def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None = None,
+                  events_groups: Mapping[str, Any] | None = None) -> str:
+    """The README's results section for the study's ``results.json`` (and the robustness and
+    events-and-groups notebooks')."""
     p = res["parameters"]
     ev = res["event"]
     data = res["data"]
@@ -75,12 +81,18 @@ def results_block(res: Mapping[str, Any], robustness: Mapping[str, Any] | None =
         lines += [f"- {rs[k]}" for k in ROBUSTNESS_ORDER if k in rs]
         lines += ["", f"![Specification curve of the relative effect over the post window]({CURVE_FIGURE})",
                   "", f"![Break scan: the Wald statistic for a break at each date]({BREAKS_FIGURE})"]
+    if events_groups:
+        es = events_groups.get("sentences", {})
+        lines += ["", "**Sections, P2P, groups and several raids** (`notebooks/03-events-and-groups.ipynb`, run by "
+                      "`make run` into `results/sparks-2020-events-groups/`):", "",
+                  f"![Effect of the SPARKS raid by section family, with 95% intervals]({FAMILIES_FIGURE})", ""]
+        lines += [f"- {es[k]}" for k in EVENTS_GROUPS_ORDER if k in es]
+    copies = [RESULTS_COPY] + ([ROBUSTNESS_COPY] if robustness else []) + ([EVENTS_GROUPS_COPY] if events_groups else [])
     lines += [
         "",
         f"![Observed Scene releases, the segmented-regression fit and its counterfactual]({FIGURE})",
         "",
-        f"Numbers from `make run` (results.json in `{RESULTS_COPY}`"
-        + (f" and `{ROBUSTNESS_COPY}`" if robustness else "") + ", data checksum "
+        "Numbers from `make run` (results.json in " + ", ".join(f"`{c}`" for c in copies) + ", data checksum "
         f"`{res['provenance']['data_checksum'][:12]}`); `make readme` refreshes this section.",
     ]
     return "\n".join(lines)
@@ -124,7 +136,8 @@ def counts_block(counts: Mapping[str, Any]) -> list[str]:
 
 
 def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Path = "README.md",
-                  robustness_dir: str | Path | None = "results/sparks-2020-robustness") -> Path:
+                  robustness_dir: str | Path | None = "results/sparks-2020-robustness",
+                  events_groups_dir: str | Path | None = "results/sparks-2020-events-groups") -> Path:
     """Rewrite the README's results block from the run directories; copy their figures and results."""
     import json
 
@@ -143,11 +156,18 @@ def update_readme(run_dir: str | Path = "results/sparks-2020", readme: str | Pat
             shutil.copyfile(rdir / "figures" / "specification_curve.png", root / CURVE_FIGURE)
             shutil.copyfile(rdir / "figures" / "break_scan.png", root / BREAKS_FIGURE)
             atomic_write_text(root / ROBUSTNESS_COPY, dumps_json(rob))
+    evg = None
+    if events_groups_dir is not None:
+        edir = Path(events_groups_dir) if Path(events_groups_dir).is_absolute() else root / events_groups_dir
+        if (edir / "results.json").is_file():
+            evg = json.loads((edir / "results.json").read_text())
+            shutil.copyfile(edir / "figures" / "family_effects.png", root / FAMILIES_FIGURE)
+            atomic_write_text(root / EVENTS_GROUPS_COPY, dumps_json(evg))
     path = root / readme
     text = path.read_text()
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    atomic_write_text(path, f"{head}{START}\n{results_block(res, rob)}\n{END}{tail}")
+    atomic_write_text(path, f"{head}{START}\n{results_block(res, rob, evg)}\n{END}{tail}")
     return path
 
 

@@ -330,9 +330,13 @@ def expand_plan(plan: Mapping[str, Any]) -> list[dict[str, Any]]:
     for name, values in grid.items():
         _check_grid_values(name, values)
     root = str(plan.get("output_root", "results/batch")).rstrip("/")
-    if not root or Path(root).is_absolute() or ".." in Path(root).parts:
-        raise ParameterError("output_root", plan.get("output_root"), "must be a folder inside the repository",
-                             hint="e.g. results/my-batch")
+    if not root.strip():
+        raise ParameterError("output_root", plan.get("output_root"), "is empty",
+                             hint="name the batch's folder, e.g. results/my-batch (relative to the current "
+                                  "directory, or absolute, or ~/...: as for `raidstudy run -p output_dir`)")
+    if Path(os.path.expanduser(root)).exists() and not Path(os.path.expanduser(root)).is_dir():
+        raise ParameterError("output_root", plan.get("output_root"), "is a file, not a folder",
+                             hint="choose a folder for the batch's runs and summary")
     for where, params in (("base", base), ("grid", grid)):
         if "output_dir" in params:
             raise ParameterError(f"{where}.output_dir", params["output_dir"],

@@ -755,18 +755,21 @@ class ITSSummary:
         head = self._header()
         w = max(len(k) for k, _ in head)
         lines = [f"{k:<{w}} : {v}" for k, v in head]
-        tab = self.table().to_string(float_format=lambda x: f"{x:.5g}")
+        from raidstudy.report.tables import readable_number as num
+
+        # numbers as people write them (1,927; 0.0001137; 4.62e-149), never 1.0872e+05
+        tab = self.table().to_string(float_format=lambda x: num(x, 5))
         bar = "=" * max(len(line) for line in tab.splitlines() + lines)
         eff = self.results.effects(alpha=self.alpha)
         lvl = eff["level"]
-        extra = [f"Level change: {lvl['estimate']:.4g} [{lvl['ci_low']:.4g}, {lvl['ci_high']:.4g}]"]
+        extra = [f"Level change: {num(lvl['estimate'])} [{num(lvl['ci_low'])}, {num(lvl['ci_high'])}]"]
         if "pct" in lvl:
             extra[0] += f"  = {lvl['pct']:+.1f}% [{lvl['pct_ci_low']:+.1f}%, {lvl['pct_ci_high']:+.1f}%]"
         rel = eff["relative"]
         extra.append(f"Relative effect over post window: {rel['pct']:+.1f}% [{rel['pct_ci_low']:+.1f}%, "
                      f"{rel['pct_ci_high']:+.1f}%]")
         cum = eff["cumulative"]
-        extra.append(f"Cumulative effect: {cum['estimate']:.5g} [{cum['ci_low']:.5g}, {cum['ci_high']:.5g}]")
+        extra.append(f"Cumulative effect: {num(cum['estimate'])} [{num(cum['ci_low'])}, {num(cum['ci_high'])}]")
         return "\n".join([bar, "Interrupted time series", bar, *lines, bar, tab, bar, *extra, bar])
 
     def __str__(self) -> str:

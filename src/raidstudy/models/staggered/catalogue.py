@@ -187,6 +187,36 @@ class CatalogueStudy:
                          **self.by_target.att(g, alpha=alpha)})
         return pd.DataFrame(rows).drop(columns="term")
 
+    def sentence(self, alpha: float = 0.05) -> str:
+        """The pooled and by-class effects in words, with their intervals and the events left out."""
+        t = self.table(alpha)
+        level = round(100 * (1 - alpha))
+
+        def pct(r) -> str:
+            return (f"{r['pct']:+.0f}% ({level}% CI {r['pct_ci_low']:+.0f}% to {r['pct_ci_high']:+.0f}%; "
+                    f"{r['events'] or 'no event'})")
+
+        pooled = t.iloc[0]
+        parts = [f"Stacking every catalogued raid the data can hold, with clean controls, the treated series "
+                 f"changed by {pct(pooled)} over the {self.settings.get('post', 'post')} "
+                 f"{self.settings.get('freq', 'W') == 'W' and 'weeks' or 'periods'} after the raids"]
+        by = {r["target_class"]: r for _, r in t.iloc[1:].iterrows()}
+        if "scene" in by:
+            parts.append(f"Scene raids {pct(by['scene'])}")
+        if "p2p" in by:
+            parts.append(f"P2P raids {pct(by['p2p'])}")
+        text = "; ".join(parts) + "."
+        if "placebo" in by:
+            r = by["placebo"]
+            verdict = "include" if r["pct_ci_low"] <= 0 <= r["pct_ci_high"] else "exclude"
+            text += (f" The expected-null placebo events (streaming and IPTV cases) give {pct(r)}: their interval "
+                     f"{verdict}s zero{'' if verdict == 'include' else ', a warning that the design picks up something besides the raids'}.")
+        left = self.events.loc[~self.events["used"], "event"].tolist()
+        if left:
+            text += (f" {len(left)} catalogued event(s) could not be estimated with clean controls "
+                     f"({', '.join(left)}; the reasons are in the events table).")
+        return text
+
     def to_dict(self, alpha: float = 0.05) -> dict[str, Any]:
         ev = self.events.copy()
         ev["time"] = ev["time"].astype(str)
