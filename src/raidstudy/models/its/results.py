@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import html
 import math
 import warnings
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from raidstudy.errors import ModelError, ParameterError
 from raidstudy.models.its.data import format_label
 from raidstudy.models.its.fitting import FitState, fit_model, score_weights
 from raidstudy.models.its.vocabulary import COUNT_FAMILIES
+from raidstudy.models._summary import SummaryDisplay
 
 if TYPE_CHECKING:
     from raidstudy.models.its.model import ITS
@@ -711,7 +711,7 @@ class ITSResults:
         return plots.plot_residuals(results=self, **kwargs)
 
 
-class ITSSummary:
+class ITSSummary(SummaryDisplay):
     """Printable summary of :class:`ITSResults` (text, HTML in notebooks, LaTeX)."""
 
     def __init__(self, results: ITSResults, *, alpha: float = 0.05):
@@ -771,18 +771,6 @@ class ITSSummary:
         cum = eff["cumulative"]
         extra.append(f"Cumulative effect: {num(cum['estimate'])} [{num(cum['ci_low'])}, {num(cum['ci_high'])}]")
         return "\n".join([bar, "Interrupted time series", bar, *lines, bar, tab, bar, *extra, bar])
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                       f"{html.escape(v)}</td></tr>" for k, v in self._header())
-        tab = self.table().to_html(float_format=lambda x: f"{x:.5g}", border=0)
-        return f"<div><table>{head}</table>{tab}</div>"
 
     def as_latex(self, *, caption: str | None = None, label: str | None = None) -> str:
         from raidstudy.report.tables import to_latex

@@ -1,7 +1,6 @@
 """Results of the staggered event-study estimators (Sun-Abraham, stacked, TWFE)."""
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -10,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from raidstudy.errors import ParameterError
+from raidstudy.models._summary import SummaryDisplay
 
 __all__ = ["StaggeredResults", "StaggeredSummary"]
 
@@ -253,8 +253,10 @@ class StaggeredResults:
         return f"<StaggeredResults {self.estimator}, nobs={self.nobs}, {self.cov_description}>"
 
 
-class StaggeredSummary:
+class StaggeredSummary(SummaryDisplay):
     """Printable summary of :class:`StaggeredResults` (text, HTML in notebooks, LaTeX)."""
+
+    html_float_format = staticmethod(lambda x: f"{x:.6g}")
 
     def __init__(self, results: StaggeredResults, *, alpha: float = 0.05, full: bool = False):
         self.results = results
@@ -291,18 +293,6 @@ class StaggeredSummary:
         tab = self.table().to_string(float_format=lambda x: f"{x:.6g}")
         bar = "=" * min(100, max(len(line) for line in tab.splitlines() + lines))
         return "\n".join([bar, f"Staggered event study: {self.results.estimator}", bar, *lines, bar, tab, bar])
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-    def _repr_html_(self) -> str:
-        head = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
-                       f"{html.escape(str(v))}</td></tr>" for k, v in self._header())
-        tab = self.table().to_html(float_format=lambda x: f"{x:.6g}", border=0)
-        return f"<div><table>{head}</table>{tab}</div>"
 
     def as_latex(self, *, caption: str | None = None, label: str | None = None) -> str:
         from raidstudy.report.tables import to_latex
