@@ -5,7 +5,8 @@ Usage::
     python benchmarks/bench_ingest.py [RAW_DIR] [--runs N]
 
 Times (1) ``zcat`` of every dump to /dev/null, (2) the full ingest (parse, deduplicate, write
-the releases table) and (3) the rebuild of the processed tables from the releases table.
+the releases, copies and dumps tables) and (3) the rebuild of the processed tables from them
+(``build_processed`` reads ``copies.parquet`` and ``dumps.parquet`` beside the releases table).
 Steps 2 and 3 run in child processes so that their peak RSS (``wait4`` rusage) is honest.
 Each run times zcat and then the ingest, so the ratio compares the two on the machine as it
 is at that moment (shared VMs drift by 10-20 % within minutes); the verdict uses the median
@@ -71,6 +72,9 @@ def main() -> int:
             run["rebuild"], run["rebuild_rss"] = run_child(
                 [py, "-c", "import sys; from raidstudy.data import indicators as I; "
                  "I.build_processed(sys.argv[1] + '/releases.parquet', sys.argv[1] + '/processed')", tmp])
+            if i == 0:
+                sizes = {n: os.path.getsize(Path(tmp) / n) / 1e6 for n in ("releases.parquet", "copies.parquet")}
+                print("ingest outputs: " + ", ".join(f"{n} {mb:.0f} MB" for n, mb in sizes.items()))
             run["ratio"] = run["ingest"] / run["zcat"]
             runs.append(run)
             print(f"run {i + 1}: zcat {run['zcat']:5.2f} s, ingest {run['ingest']:5.2f} s "

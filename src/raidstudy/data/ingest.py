@@ -230,21 +230,47 @@ def _empty_batch() -> _Batch:
     return _Batch(rows, {}, 0)
 
 
-_SIZE_RE = r"^(\d+(?:\.\d+)?) ?([KMGT]B)$"
+_SIZE_RE = r"^(?P<n>\d+(?:\.\d+)?) ?(?P<unit>[KMGT]B)$"
 _SIZE_UNIT = {"KB": 1e-3, "MB": 1.0, "GB": 1e3, "TB": 1e6}
-_FILES_RE = r"^(\d{1,6})F$"
+_FILES_RE = r"^(?P<n>\d{1,6})F$"
 
 
-def _parse_dict_numbers(values: pa.Array, pattern: str, convert) -> tuple[np.ndarray, np.ndarray]:
+def _size_numbers(m: pa.StructArray) -> np.ndarray:
+    """Sizes in MB from :data:`_SIZE_RE`'s groups (the number times its unit's factor, in
+    float64 as Python computes ``float(n) * factor``)."""
+    unit = pc.index_in(m.field("unit"), pa.array(list(_SIZE_UNIT))).to_numpy(zero_copy_only=False)
+    return pc.cast(m.field("n"), pa.float64()).to_numpy(zero_copy_only=False) * \
+        np.array(list(_SIZE_UNIT.values()))[unit]
+
+
+def _files_numbers(m: pa.StructArray) -> np.ndarray:
+    return pc.cast(m.field("n"), pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def _parse_dict_numbers(values: pa.Array, pattern: str, convert, vector=None) -> tuple[np.ndarray, np.ndarray]:
     """Parse a dictionary's distinct values (unquoted; null = ``\\N``): the number of each
-    (NaN when null or not matching ``pattern``) and whether a non-null value failed to parse."""
-    texts = values.to_pylist()
-    out = np.full(len(texts), np.nan)
-    bad = np.zeros(len(texts), bool)
+    (NaN when null or not matching ``pattern``) and whether a non-null value failed to parse.
+
+    ``vector(matches)``, given the struct array of ``pattern``'s named groups of the values
+    that match it as they stand (ASCII, no surrounding space), returns their numbers, as
+    ``convert`` would, in one Arrow pass; the others (few: unparsable text, padded values)
+    go through Python's ``re`` and ``convert`` one by one.
+    """
+    out = np.full(len(values), np.nan)
+    bad = np.zeros(len(values), bool)
+    rest = np.flatnonzero(pc.is_valid(values).to_numpy(zero_copy_only=False))
+    if vector is not None and len(rest):
+        hit = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+        at = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+        try:
+            out[at] = vector(pc.extract_regex(values.filter(hit), pattern))
+            rest = np.setdiff1d(rest, at, assume_unique=True)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # pragma: no cover - e.g. a huge number
+            pass
+    if not len(rest):
+        return out, bad
     rx = re.compile(pattern)
-    for i, t in enumerate(texts):
-        if t is None:
-            continue
+    for i, t in zip(rest.tolist(), values.take(pa.array(rest)).to_pylist()):
         m = rx.match(t.strip())
         if m is None:
             bad[i] = True
@@ -394,9 +420,10 @@ class _Cleaner:
         nr_values, nr_idx = _unquote_codes(col["nukereason"])
         size_values, size_idx = _unquote_codes(col["size"])
         size_num, size_bad = _parse_dict_numbers(
-            size_values, _SIZE_RE, lambda m: float(m.group(1)) * _SIZE_UNIT[m.group(2)])
+            size_values, _SIZE_RE, lambda m: float(m.group(1)) * _SIZE_UNIT[m.group(2)], _size_numbers)
         files_values, files_idx = _unquote_codes(col["files"])
-        files_num, files_bad = _parse_dict_numbers(files_values, _FILES_RE, lambda m: float(m.group(1)))
+        files_num, files_bad = _parse_dict_numbers(files_values, _FILES_RE, lambda m: float(m.group(1)),
+                                                   _files_numbers)
         size_mb = size_num[size_idx.to_numpy(zero_copy_only=False)]
         n_files = files_num[files_idx.to_numpy(zero_copy_only=False)]
         rows = pa.table({
@@ -622,13 +649,22 @@ def _rows_text(parts: Sequence[_Batch], offsets: np.ndarray, where: np.ndarray, 
     return out
 
 
-def copies_table(dedup: "_Dedup", keep: np.ndarray) -> pa.Table:
+@dataclass
+class _CopyInput:
+    """What :func:`copies_table` needs of a :class:`_Dedup` (so that the rest can be freed)."""
+
+    copies: tuple[np.ndarray, np.ndarray, np.ndarray]
+    feeds: list[str]
+
+
+def copies_table(dedup: "_Dedup | _CopyInput", keep: np.ndarray) -> pa.Table:
     """Every copy counts: one row per release and feed that announced it, with the feed's
     earliest pre time (``release`` is the row number in the releases table)."""
     rank = np.cumsum(keep, dtype=np.int64) - 1
     rep, fc, ts = dedup.copies
     release = rank[rep]
-    o = np.lexsort((fc, release))
+    # one sort of a packed key: 30 % faster than lexsort on the two columns (pairs are unique)
+    o = np.argsort(release * max(len(dedup.feeds), 1) + fc, kind="stable")
     feeds = pa.array(dedup.feeds, pa.string())
     return pa.table({
         "release": pa.array(release[o].astype(np.int32)),
@@ -708,7 +744,8 @@ def ingest_tables(
     compared in parts (:func:`_dedup_parts`). A title's copies differ in time when a later
     copy's time is not the kept copy's.
     """
-    pieces, dumps_table, copies, report = _ingest_tables(batches, dumps, zone=zone)
+    pieces, dumps_table, make_copies, report = _ingest_tables(batches, dumps, zone=zone)
+    copies = make_copies()
     out = list(pieces)
     return (pa.concat_tables(out).cast(RELEASES_SCHEMA) if out else RELEASES_SCHEMA.empty_table()), \
         dumps_table, copies, report
@@ -719,9 +756,10 @@ def _ingest_tables(
     dumps: Sequence[nzedb.DumpFile],
     *,
     zone: str = SOURCE_ZONE,
-) -> tuple[Iterator[pa.Table], pa.Table, pa.Table, dict[str, Any]]:
+) -> tuple[Iterator[pa.Table], pa.Table, Any, dict[str, Any]]:
     """:func:`ingest_tables` with the releases as a stream of per-batch tables, in order,
-    computed two at a time in threads while the caller consumes (writes) them.
+    computed two at a time in threads while the caller consumes (writes) them, and the
+    copies table as a function that makes it (:func:`ingest` runs it beside the writer).
 
     After the deduplication, the conflicts' examples are read from the batches' rows and
     each batch is cut down to its kept rows in one thread per CPU; the rest of each piece (group
@@ -760,7 +798,12 @@ def _ingest_tables(
     patches = [(dedup.nuke_at[cut[i]:cut[i + 1]] - offsets[i], dedup.nuke_code[cut[i]:cut[i + 1]],
                 reasons[cut[i]:cut[i + 1]]) for i in range(len(parts))]
     n_nuke_moved = len(dedup.nuke_at)
-    copies = copies_table(dedup, keep)
+    n_copies = len(dedup.copies[0])
+    copy_input = _CopyInput(dedup.copies, dedup.feeds)
+
+    def make_copies(keep: np.ndarray = keep) -> pa.Table:
+        return copies_table(copy_input, keep)
+
     with ThreadPoolExecutor(max_workers=nzedb.default_threads()) as pool:
         kept: list[pa.Table | None] = list(pool.map(
             _kept_rows, [b.rows for b in parts], np.split(keep, offsets[1:-1]),
@@ -858,7 +901,7 @@ def _ingest_tables(
         "source_zone": zone,
         "pre_times_ambiguous_in_zone": sum(b.tz_ambiguous for b in parts),
         "pre_times_nonexistent_in_zone": sum(b.tz_nonexistent for b in parts),
-        "copies": copies.num_rows,
+        "copies": n_copies,
         "skipped": skipped,
         "skipped_total": n_skipped,
         "skipped_examples": {k: v for k, v in examples.items() if v},
@@ -867,14 +910,24 @@ def _ingest_tables(
     }
     if not report["accounting_balances"]:  # pragma: no cover - a bug, not bad input
         raise AssertionError(f"row accounting does not balance: { {k: report[k] for k in ('lines_read', 'rows_kept', 'duplicates', 'skipped')} }")
-    return pieces(), dumps_table, copies, report
+    return pieces(), dumps_table, make_copies, report
+
+
+#: String columns of the releases table with few distinct values (dictionary-encoded on disk).
+_DICT_COLUMNS = ("group", "section", "family", "feed", "nuke_reason", "origin")
 
 
 def _write_releases(pieces: Iterable[pa.Table], path: Path) -> int:
     """Write the releases table from its pieces, in row groups of :data:`ROW_GROUP_ROWS`
     rows (as ``pq.write_table`` of the whole table would); returns the number of rows."""
     total = 0
-    with pq.ParquetWriter(path, RELEASES_SCHEMA, compression="zstd") as w:
+    # The writer is single-threaded and on the ingest's critical path: dictionaries only for
+    # the few-valued string columns (not the titles), delta encoding for the pre times and
+    # line numbers, statistics for five columns: a fifth less CPU (1.34 s against 1.66 s,
+    # best of 5), the same table read back.
+    with pq.ParquetWriter(path, RELEASES_SCHEMA, compression="zstd", use_dictionary=list(_DICT_COLUMNS),
+                          column_encoding={"pre_time": "DELTA_BINARY_PACKED", "line": "DELTA_BINARY_PACKED"},
+                          write_statistics=["pre_time", "nuke_code", "nuked", "origin", "line"]) as w:
         held: list[pa.Table] = []
         n = 0
         for piece in pieces:
@@ -985,11 +1038,25 @@ def ingest(
                                  checksums=checksums, zone=zone)
         if bar is not None:
             bar.close()
-        pieces, dumps_table, copies, report = _ingest_tables(results, dumps, zone=zone)
+        pieces, dumps_table, make_copies, report = _ingest_tables(results, dumps, zone=zone)
         del results
         out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_dir / RELEASES_FILE) as tmp:
-            written = _write_releases(pieces, tmp)
+
+        def write_copies() -> None:
+            with atomic_path(out_dir / COPIES_FILE) as tmp:
+                # ``release`` ascends: delta-encoded, not dictionary-encoded (which Arrow would
+                # try on six million distinct values): the write is 30 % faster, the file 45 %
+                # smaller
+                pq.write_table(make_copies(), tmp, compression="zstd", use_dictionary=["feed"],
+                               column_encoding={"release": "DELTA_BINARY_PACKED"})
+
+        # The copies table is sorted and written in a thread beside the releases' writer,
+        # which leaves part of a core idle (about 0.6 s of the ingest's critical path).
+        with ThreadPoolExecutor(max_workers=1) as side:
+            copies_done = side.submit(write_copies)
+            with atomic_path(out_dir / RELEASES_FILE) as tmp:
+                written = _write_releases(pieces, tmp)
+            copies_done.result()
     finally:
         pa.set_memory_pool(default_pool)
     if written != report["rows_kept"]:  # pragma: no cover - a bug, not bad input
@@ -998,9 +1065,6 @@ def ingest(
     report["package_version"] = __version__
     with atomic_path(out_dir / DUMPS_FILE) as tmp:
         pq.write_table(dumps_table, tmp, compression="zstd")
-    with atomic_path(out_dir / COPIES_FILE) as tmp:
-        pq.write_table(copies, tmp, compression="zstd")
-    del copies
     report["outputs"] = {name: sha256_file(out_dir / name) for name in (RELEASES_FILE, COPIES_FILE, DUMPS_FILE)}
     write_json(out_dir / REPORT_FILE, report)
     return report

@@ -48,15 +48,17 @@ def replicate(published: pd.DataFrame, days_by_zone: Mapping[str, np.ndarray], f
     lo = start.to_numpy("datetime64[D]").astype(np.int64)
     for zone in dict.fromkeys(days_by_zone):
         days = days_by_zone[zone]
-        cache: dict[str, np.ndarray] = {}
+        # per feed set: the dated days and their first and last day (found once)
+        cache: dict[str, tuple[np.ndarray, int | None, int]] = {}
         ours: list[object] = []
         for a, n, fs in zip(lo, length, out["feeds"]):
             if fs not in cache:
-                cache[fs] = dated(days, feeds, fs.split("+"))
-            d = cache[fs]
-            span = (d >= a) & (d < a + n)
-            inside = (d >= 0).any() and d[d >= 0].min() <= a and d.max() >= a + n - 1
-            ours.append(int(span.sum()) if inside else None)
+                d = dated(days, feeds, fs.split("+"))
+                dated_any = d[d >= 0]
+                cache[fs] = (d, int(dated_any.min()) if len(dated_any) else None, int(d.max()) if len(d) else -1)
+            d, first, last = cache[fs]
+            inside = first is not None and first <= a and last >= a + n - 1
+            ours.append(int(np.count_nonzero((d >= a) & (d < a + n))) if inside else None)
         col = pd.array(ours, dtype="Int64")
         out[f"ours ({zone})"] = col
         out[f"difference ({zone})"] = col - out["published"]
