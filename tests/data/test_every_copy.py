@@ -203,3 +203,13 @@ def test_seed_numbers_are_replicated_and_pinned():
     s = I.indicator_series(feeds=["#pre@corrupt", "xrel"])
     for _, r in t.iterrows():
         assert s.loc[r["period_start"]:r["period_end"]].sum() == r["ours (UTC)"], r["period_start"]
+
+
+def test_a_long_outage_stays_absent_instead_of_turning_inactive():
+    """Review finding: once more than half the 29-dump window lacked a feed, its usual share
+    became 0 and the outage read as "feed inactive" (covered, zero counts)."""
+    base = {"#pre@corrupt": 1000, "xrel": 500, "xrelp2p": 60}
+    over = {k: {"xrelp2p": 0} for k in range(10, 30)}  # a 20-dump outage of the P2P feed
+    cov = _cov(_dumps(40, base, over=over), list(base)).xs("xrelp2p", level="feed")
+    out = cov.loc["2021-03-12":"2021-03-30"]
+    assert (out["reason"] == "feed absent").all() and not out["covered"].any()

@@ -86,7 +86,7 @@ def _reference(dumps):
             copy = (fi, no, title, feed, when, d.relpath)
             copies.setdefault(key, []).append(copy)
             first.setdefault(key, copy)
-            if key not in status or nuke != 0:  # every copy counts: the latest copy that states a status wins
+            if key not in status or nuke > 0:  # every copy counts: the latest copy that states a status wins
                 status[key] = (nuke, "" if reason == "\\N" else reason.strip("'"))
             mb = {"100MB": 100.0, "'100MB'": 100.0, "'1.5GB'": 1500.0, "'700MB'": 700.0}.get(size)
             sizes[key] = max(sizes.get(key, -1.0), mb if mb is not None else -1.0)

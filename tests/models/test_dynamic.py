@@ -266,10 +266,18 @@ def test_bad_parameters(decay_series, kw, name):
 def test_bin_without_usable_period(decay_series):
     y = decay_series.copy()
     y.iloc[EV + 7:EV + 14] = np.nan
-    with pytest.raises(DataError, match="bin 1 .*no usable period.*bin_width"):
-        EventStudy(y, event=y.index[EV], family="poisson")
-    with pytest.raises(DataError, match="no usable period"):
-        EventStudy(decay_series, event=decay_series.index[EV], family="poisson", exclude=7)
+    # a post bin with no collected day is reported, not estimated
+    es = EventStudy(y, event=y.index[EV], family="poisson")
+    assert es.bins.loc[es.bins["bin"] == 1, "kind"].item() == "no data"
+    assert np.isnan(es.fit().path().set_index("bin").loc[1, "estimate"])
+    # a bin wholly inside the excluded transition is reported as such, not estimated
+    es = EventStudy(decay_series, event=decay_series.index[EV], family="poisson", exclude=7)
+    assert es.bins.loc[es.bins["bin"] == 0, "kind"].item() == "transition"
+    assert es.design.headline == {"level": "bin_1"}
+    # ... but a transition that leaves no post-event bin is refused
+    n_post = len(decay_series) - EV
+    with pytest.raises(DataError, match="no post-event bin has a usable period"):
+        EventStudy(decay_series, event=decay_series.index[EV], family="poisson", exclude=n_post)
 
 
 def test_bad_input_dynamic_summary_and_misfit(decay_series):

@@ -61,3 +61,41 @@ def test_a_transition_longer_than_the_post_window_is_refused():
     _bundled()
     with pytest.raises(ParameterError, match="'post_periods' = 20: leaves nothing to estimate"):
         validate_parameters(event_id="evo_raid_2022_05", feeds="xrelp2p", post_periods=20)
+
+
+def test_an_imprecise_event_runs_its_event_study_with_transition_bins_left_out():
+    """Review finding: an approx or month event excluded bin 0 entirely, and the event study
+    refused to run. Bins wholly inside the transition are reported, not estimated."""
+    _bundled()
+    from raidstudy.models.its.dynamic import EventStudy
+    from raidstudy.report.tables import path_table
+
+    spec = validate_parameters(event_id="evo_raid_2022_05", feeds="xrelp2p", post_periods=120)
+    res = EventStudy.from_model(spec.build_model()).fit(**spec.fit_kwargs())
+    p = res.path()
+    trans = p[p["kind"] == "transition"]
+    assert list(trans["bin"]) == [0, 1, 2, 3]  # 28 of the 31 days of May 2022
+    assert trans["estimate"].isna().all()
+    post = p[p["kind"] == "post"]
+    assert post["bin"].min() == 4 and post["estimate"].notna().all()
+    assert "left out (transition" in path_table(res).loc[0, "effect"]
+
+
+@pytest.mark.parametrize("label", ["start", "end"])
+def test_weekly_series_count_the_uncertain_weeks_as_the_engine_labels_them(tmp_path, label):
+    """Review finding: a Monday-labelled weekly series was counted in Tuesday-Monday weeks;
+    the transition now spans the periods the engine puts the uncertain days in."""
+    import numpy as np
+
+    from raidstudy.study.parameters import event_position
+
+    idx = pd.date_range("2021-01-04", periods=150, freq="W-MON" if label == "start" else "W-SUN")
+    rng = np.random.default_rng(1)
+    csv = tmp_path / "weekly.csv"  # SIMULATED weekly counts
+    pd.DataFrame({"date": idx.strftime("%Y-%m-%d"), "value": rng.poisson(500, len(idx))}).to_csv(csv, index=False)
+    spec = validate_parameters(series_csv=str(csv), event_id="evo_raid_2022_05", pre_periods=60,
+                               post_periods=30, period_label=label)
+    y = spec.full_outcome
+    engine = (event_position(y, pd.Timestamp("2022-05-31"), label)
+              - event_position(y, pd.Timestamp("2022-05-01"), label) + 1)
+    assert spec.transition == engine == 6 and "known to the month" in spec.precision_note

@@ -35,7 +35,8 @@ count keeps a feed covered when another feed surges (an srrDB backfill).
 A day ``D`` is covered for ``F`` when (a) the windows of the readable dumps leave at most
 :data:`MAX_GAP_MINUTES` of it uncovered, and (b) ``F`` is present in every dump whose window
 overlaps it. Otherwise it is missing, with a ``reason``: ``no dump``, ``unreadable dump`` or
-``feed absent``. A feed whose usual share is zero is ``feed inactive``: covered, zero counts.
+``feed absent``. A feed with no row in any dump within :data:`SHARE_WINDOW` dumps either side
+is ``feed inactive`` (it had not started or had stopped): covered, zero counts.
 Two checks on each feed's own daily counts follow: ``feed vanished``
 (:func:`flag_vanished_feeds`: a feed at almost nothing while another carries on) and ``feed
 displaced`` (:func:`flag_displaced_feeds`: a Scene pre feed far below its usual count while the
@@ -56,6 +57,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -110,7 +112,8 @@ MIN_REF_DUMPS = 5
 #: few seconds); a larger gap between two windows leaves a hole in the days it touches.
 WINDOW_SLACK = 1800
 #: A hole of at most this many minutes in a day's windows leaves the day covered (its
-#: length is in ``gap_minutes``): a release count loses at most 1/24 of a day's pres.
+#: length is in ``gap_minutes``, measured after :data:`WINDOW_SLACK`: a hole between two dumps of
+#: up to 90 minutes, about 1/16 of a day's pres).
 MAX_GAP_MINUTES = 60
 VANISH_RATIO = 0.05
 VANISH_MIN_MEDIAN = 100
@@ -419,6 +422,10 @@ def indicator_series(
         s = s.asfreq("D") if len(s) else s
     s.index.name = "date"
     s.index.freq = "D" if len(s) else None
+    if (start_ts is not None or end_ts is not None) and len(s) and s.isna().all():
+        raise ParameterError("start", start, f"to end={end!r}: no day of the window is covered for feeds "
+                             f"{'+'.join(feed_list)} (a collection gap or a feed outage; see load_coverage())",
+                             hint="choose a window with collected days")
     if (start_ts is not None or end_ts is not None) and len(s) and not (s.fillna(0) > 0).any():
         raise ParameterError("feeds", feed_list, f"announced no release between {start} and {end}",
                              accepted=sorted(cov["feed"].unique().tolist()),
@@ -565,7 +572,9 @@ def compute_coverage(
     ratio = share / ref.replace(0, np.nan)
     ref_n = wide.rolling(2 * window + 1, center=True, min_periods=MIN_REF_DUMPS).median()
     count_ratio = wide / ref_n.replace(0, np.nan)
-    active = (ref > 0).fillna(False)
+    # a feed is active while it has rows within the window either side: a long outage (more
+    # than half the window) stays "feed absent" instead of turning into "feed inactive"
+    active = wide.rolling(2 * window + 1, center=True, min_periods=1).max() > 0
     present = ((((ratio >= threshold) | (count_ratio >= COUNT_THRESHOLD)).fillna(False)) & (wide > 0)) | ~active
     c_end = readable["created_unix"].to_numpy(dtype="int64")
     c_start = c_end - 86400 - WINDOW_SLACK
@@ -682,8 +691,9 @@ def flag_displaced_feeds(coverage: pd.DataFrame, daily: pd.DataFrame, total: pd.
 
     Notes
     -----
-    A raid lowers the total with the feed (after SPARKS the Scene total's 7-day mean fell to
-    0.37-0.66 of its median), so it is never flagged; a partial outage of one feed whose
+    A raid lowers the total with the feed (after SPARKS the Scene total's 7-day mean stayed at
+    0.34-0.72 of its median from 2020-08-25 to 09-19), so it is not flagged; a partial outage
+    of one feed whose
     releases other feeds logged instead (``#pre@corrupt`` in September 2018: about 45 % of
     its usual count while the total held) is.
 
@@ -733,15 +743,16 @@ def _csv_bytes(df: pd.DataFrame, *, header: bool = True) -> bytes:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    simple = all(pd.api.types.is_integer_dtype(t) or pd.api.types.is_object_dtype(t)
-                 or pd.api.types.is_string_dtype(t) for t in df.dtypes)
-    if simple:
-        for c in df.columns:
-            if not pd.api.types.is_integer_dtype(df[c].dtype):
-                col = df[c].astype(str)
-                if col.str.contains(_CSV_SPECIAL, regex=True).any():
-                    simple = False
-                    break
+    simple = df.shape[1] > 1 and not any(re.search(_CSV_SPECIAL, str(c)) for c in df.columns)
+    for c in df.columns if simple else ():
+        if pd.api.types.is_integer_dtype(df[c].dtype) and not df[c].isna().any():
+            continue
+        # text only (no floats, bools or dates hiding in an object column, no missing value),
+        # and nothing that needs quoting
+        if pd.api.types.infer_dtype(df[c], skipna=False) != "string" or \
+                df[c].astype(str).str.contains(_CSV_SPECIAL, regex=True).any() or (df[c].astype(str) == "").any():
+            simple = False
+            break
     if not simple or not len(df):
         return df.to_csv(index=False, header=header, lineterminator="\n").encode("utf-8")
     table = pa.Table.from_pandas(df, preserve_index=False)

@@ -564,7 +564,7 @@ def _dedup_parts(parts: Sequence[_Batch], offsets: np.ndarray) -> _Dedup:
         first = order[np.concatenate(([True], ks[1:] != ks[:-1]))] if len(ks) else order
         copies = (where[r[first]], fc[first], ts[first])
         # the nuke status of the latest copy that states one (copies come in file order)
-        nz = np.flatnonzero(nk != 0)
+        nz = np.flatnonzero(nk > 0)  # an unknown code (-1) states no status
         at = src = _NO_ROWS
         code = np.zeros(0, np.int8)
         if len(nz):

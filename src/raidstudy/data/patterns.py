@@ -73,7 +73,10 @@ def copy_days(copies: pd.DataFrame, n_releases: int, feeds: Sequence[str], *, zo
     """
     t = copies["pre_time"]
     if getattr(t.dt, "tz", None) is None:
-        secs, zone = t.to_numpy().astype("datetime64[s]").astype(np.int64), "UTC"  # naive: read as written
+        if zone != "UTC":
+            raise ValueError(f"copy_days: pre_time has no time zone, so it cannot be counted in {zone!r} days; "
+                             "give tz-aware UTC times (the ingest's copies.parquet has them)")
+        secs = t.to_numpy().astype("datetime64[s]").astype(np.int64)  # naive: taken as UTC
     else:
         secs = t.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype(np.int64)
     col = {f: j for j, f in enumerate(feeds)}

@@ -325,7 +325,11 @@ def plot_event_study(*, results, alpha: float = 0.05, ax=None, title: str | None
                        label="leads (before the event)")
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(-0.5, color=COLORS["event"], ls=":", lw=1, label="event")
-        est_sel = p["kind"] != "reference"
+        trans = p[p["kind"] == "transition"]
+        if len(trans):
+            ax.axvspan(trans["bin"].min() - 0.5, trans["bin"].max() + 0.5, color=COLORS["event"], alpha=0.08, lw=0,
+                       label="transition (imprecise date: not estimated)")
+        est_sel = ~p["kind"].isin(["reference", "transition", "no data"])
         yerr = np.vstack([(p[est] - p[lo])[est_sel], (p[hi] - p[est])[est_sel]])
         ax.errorbar(x[est_sel.to_numpy()], p[est][est_sel], yerr=yerr, fmt="o", ms=4, color=COLORS["fitted"],
                     ecolor=COLORS["fitted"], elinewidth=1, capsize=2, label=f"bin effect, {lvl} interval")

@@ -146,6 +146,10 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
     for r in path.itertuples(index=False):
         if r.kind == "reference":
             eff = "reference (0 by definition)"
+        elif r.kind == "transition":
+            eff = "left out (transition: the event's date is imprecise)"
+        elif r.kind == "no data":
+            eff = "not estimated (no day of the bin was collected)"
         elif pct:
             eff = f"{fmt_num(r.pct)}% ({fmt_num(r.pct_ci_low)}% to {fmt_num(r.pct_ci_high)}%)"
         else:
@@ -153,8 +157,8 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
         rows.append({"bin": int(r.bin), "kind": r.kind, "periods": f"{int(r.first)} to {int(r.last)}",
                      "dates": f"{pd.Timestamp(r.first_date).date()} to {pd.Timestamp(r.last_date).date()}"
                      if pd.notna(r.first_date) else "", "effect": eff,
-                     "p-value": "" if r.kind == "reference" else _fmt_p(float(r.p_value)),
-                     "critical value": "" if r.kind == "reference" else f"{float(r.crit):.1f}"})
+                     "p-value": "" if r.kind in ("reference", "transition", "no data") else _fmt_p(float(r.p_value)),
+                     "critical value": "" if r.kind in ("reference", "transition", "no data") else f"{float(r.crit):.1f}"})
     df = pd.DataFrame(rows).set_index("bin")
     df.attrs["interval"] = f"{100 * (1 - alpha):g}% interval"
     return df

@@ -345,7 +345,9 @@ def counts_around_event(spec, *, days: int = 7, weeks: int = 4) -> dict[str, Any
     out: dict[str, Any] = {"daily": [], "weekly": [], "replication": []}
     if not spec.freq.startswith("D"):
         return out
-    e = spec.event_date.normalize()
+    # centred on the catalogued date (the study's event window starts earlier for an
+    # imprecise date; the counts a reader looks for are around the date the sources give)
+    e = pd.Timestamp(spec.event.date).normalize() if spec.precision_note else spec.event_date.normalize()
     for d in pd.date_range(e - pd.Timedelta(days=days), e + pd.Timedelta(days=days), freq="D"):
         v = y.get(d, np.nan)
         out["daily"].append({"date": d, "day": f"{d:%a}", "days_from_event": int((d - e).days),

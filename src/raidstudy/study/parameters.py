@@ -659,6 +659,15 @@ def validate_parameters(params: Mapping[str, Any] | None = None, /, **kwargs: An
 
     freq = _freq_of(outcome_full)
     event_date, precision_periods, precision_note = precision_transition(precision, event_date, freq, 0)
+    if precision != "day" and not freq.startswith("D"):
+        # count the periods the uncertain days span with the engine's own rule (period start
+        # or end labels), not the calendar's
+        last_day = pd.Timestamp(precision_note.rsplit(" to ", 1)[1])
+        try:
+            precision_periods = (event_position(outcome_full, last_day, p["period_label"])
+                                 - event_position(outcome_full, event_date, p["period_label"]) + 1)
+        except DataError:
+            pass  # a span past the data's end: the window check below reports the event
     transition = max(precision_periods, p["transition_periods"])
     if transition >= p["post_periods"]:
         raise ParameterError(

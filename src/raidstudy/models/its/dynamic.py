@@ -228,7 +228,8 @@ class EventStudy(ITS):
         d = self.design
         terms = {t for t in self.bins["term"] if isinstance(t, str)}
         d.effect_cols = [i for i, c in enumerate(d.names) if c in terms]
-        d.headline = {"level": "bin_0"}
+        # the first estimated post bin (bins wholly inside the transition are not estimated)
+        d.headline = {"level": self.bins.loc[self.bins["kind"] == "post", "term"].iloc[0]}
 
     def _build_design(self) -> Design:
         w = self.bin_width_input or _default_width(self)
@@ -268,10 +269,19 @@ class EventStudy(ITS):
         for k, (first, last) in enumerate(_post_bins(n_post, w)):
             rows.append((k, f"bin_{k}", "post", first, last))
         recs = []
+        excluded = set(int(x) for x in np.atleast_1d(self.excluded_pos))
         for k, term, kind, first, last in rows:
             sel = np.zeros(n)
             sel[ev + first: ev + last + 1] = 1.0
             n_fit = int(usable[ev + first: ev + last + 1].sum())
+            if n_fit == 0 and kind == "post":
+                # a bin wholly inside the transition (an event dated to the month, or roughly)
+                # or wholly missing (an outage): reported, not estimated
+                gone = "transition" if all(ev + i in excluded for i in range(first, last + 1)) else "no data"
+                recs.append({"bin": k, "term": None, "kind": gone, "first": first, "last": last,
+                             "first_date": idx[ev + first], "last_date": idx[ev + last],
+                             "n_periods": last - first + 1, "n_fitted": 0})
+                continue
             if n_fit == 0:
                 raise DataError(
                     f"bin {k} ({format_label(idx[ev + first])} to {format_label(idx[ev + last])}) has no usable "
@@ -284,8 +294,13 @@ class EventStudy(ITS):
                          "n_periods": last - first + 1, "n_fitted": n_fit})
         self.bins = pd.DataFrame(recs)
         self.bins["term"] = self.bins["term"].astype(object)
+        post_terms = [r["term"] for r in recs if r["kind"] == "post"]
+        if not post_terms:
+            raise DataError(f"no post-event bin has a usable period (the {len(excluded)} excluded transition periods "
+                            f"and the missing ones cover them all); nothing after the event can be estimated. "
+                            f"Use a longer post-event window")
         d = _add_columns(base, cols, after="trend", drop=("level",))
-        d.headline = {"level": "bin_0"}
+        d.headline = {"level": post_terms[0]}
         d.effect_cols = [d.names.index(c) for c in cols]
         return d
 
@@ -328,9 +343,11 @@ class EventStudyResults(ITSResults):
             raise ParameterError("alpha", alpha, "must lie strictly between 0 and 1")
         df = self.model.bins.copy()
         cols = {c: [] for c in ("estimate", "std_error", "crit", "ci_low", "ci_high", "p_value")}
-        for term in df["term"]:
+        for term, kind in zip(df["term"], df["kind"]):
             if not isinstance(term, str):
-                for c, v in zip(cols, (0.0, np.nan, np.nan, np.nan, np.nan, np.nan)):
+                # the reference bin is 0 by construction; a transition or empty bin is not estimated
+                first = np.nan if kind in ("transition", "no data") else 0.0
+                for c, v in zip(cols, (first, np.nan, np.nan, np.nan, np.nan, np.nan)):
                     cols[c].append(v)
                 continue
             c = self._contrast(term)
@@ -752,8 +769,11 @@ def _coef_block(res: ITSResults, c: np.ndarray, alpha: float, count: bool, est: 
     e = {"estimate": est, "std_error": t["std_error"], "crit": q, "ci_low": est - q * t["std_error"],
          "ci_high": est + q * t["std_error"], "p_value": t["p_value"]}
     if count:
-        e.update({"rate_ratio": math.exp(est), "pct": 100 * math.expm1(est),
-                  "pct_ci_low": 100 * math.expm1(e["ci_low"]), "pct_ci_high": 100 * math.expm1(e["ci_high"])})
+        # an interval that reaches beyond exp's range (a flat path on a placebo event) is inf
+        with np.errstate(over="ignore"):
+            e.update({"rate_ratio": float(np.exp(est)), "pct": float(100 * np.expm1(est)),
+                      "pct_ci_low": float(100 * np.expm1(e["ci_low"])),
+                      "pct_ci_high": float(100 * np.expm1(e["ci_high"]))})
     return e
 
 
