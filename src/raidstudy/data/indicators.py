@@ -749,8 +749,11 @@ def _csv_bytes(df: pd.DataFrame, *, header: bool = True) -> bytes:
             continue
         # text only (no floats, bools or dates hiding in an object column, no missing value),
         # and nothing that needs quoting
-        if pd.api.types.infer_dtype(df[c], skipna=False) != "string" or \
-                df[c].astype(str).str.contains(_CSV_SPECIAL, regex=True).any() or (df[c].astype(str) == "").any():
+        if pd.api.types.infer_dtype(df[c], skipna=False) != "string":
+            simple = False
+            break
+        text = df[c].astype(str)
+        if text.str.contains(_CSV_SPECIAL, regex=True).any() or (text == "").any():
             simple = False
             break
     if not simple or not len(df):
@@ -1160,11 +1163,12 @@ def _group_tables(days: np.ndarray, feeds: Sequence[str], grp_codes: np.ndarray,
         gs = np.flatnonzero(total)
         total = total[gs]
         # the keys are sorted by day: a group's first key holds its first day, its last its last
-        rev = len(k_g) - 1 - np.unique(k_g[::-1], return_index=True)[1]
+        seen, at_first = np.unique(k_g, return_index=True)
+        at_last = len(k_g) - 1 - np.unique(k_g[::-1], return_index=True)[1]
         first = np.zeros(n_g, np.int64)
         last = np.zeros(n_g, np.int64)
-        first[np.unique(k_g)] = k_day[np.unique(k_g, return_index=True)[1]]
-        last[np.unique(k_g)] = k_day[rev]
+        first[seen] = k_day[at_first]
+        last[seen] = k_day[at_last]
         # each (day, group) pair is one run of the sorted keys
         new_pair = np.concatenate(([True], (k_day[1:] != k_day[:-1]) | (k_g[1:] != k_g[:-1])))
         n_days = np.bincount(k_g[new_pair], minlength=n_g)[gs]

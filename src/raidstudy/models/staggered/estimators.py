@@ -175,6 +175,22 @@ class SunAbraham(_StaggeredBase):
 
     estimator_name = "Sun-Abraham interaction-weighted"
 
+    def _cohort_panel(self, data: pd.DataFrame, *, outcome: str, unit: str, time: str, cohort: str,
+                      covariates: Any, window: Any, freq: Any, log_outcome: bool, name: str | None) -> pd.DataFrame:
+        """Set the model's columns and window, build the panel and each row's cohort position
+        (``cpos``: inf for a unit never treated within the panel); returns the panel's rows."""
+        self.window = _check_window(window)
+        self.outcome, self.unit, self.time, self.cohort = outcome, unit, time, cohort
+        self.log_outcome, self.name = bool(log_outcome), name
+        panel = prepare_panel(data, outcome=outcome, unit=unit, time=time, covariates=covariates,
+                              extra={"cohort": cohort}, freq=freq)
+        self.panel = panel
+        self.covariates = panel.covariates
+        df = panel.df
+        df["cpos"] = as_positions(df[cohort], panel.time_kind, panel.origin, panel.step, f"cohort column {cohort!r}")
+        df.loc[~np.isfinite(df["cpos"]) | (df["cpos"] > panel.report["n_periods"] - 1), "cpos"] = np.inf
+        return df
+
     def __init__(self, data: pd.DataFrame, *, outcome: str, unit: str, time: str, cohort: str,
                  covariates: Sequence[str] | str | None = None, control: str = "auto", ref_period: int = -1,
                  window: tuple[int, int] | None = None, freq: Any = None, log_outcome: bool = False,
@@ -185,18 +201,9 @@ class SunAbraham(_StaggeredBase):
         if self.ref_period >= 0:
             raise ParameterError("ref_period", ref_period, "must be a pre-treatment period (negative)",
                                  hint="-1, the period before treatment, is the usual reference")
-        self.window = _check_window(window)
-        self.outcome, self.unit, self.time, self.cohort = outcome, unit, time, cohort
-        self.log_outcome, self.name = bool(log_outcome), name
-        panel = prepare_panel(data, outcome=outcome, unit=unit, time=time, covariates=covariates,
-                              extra={"cohort": cohort}, freq=freq)
-        self.panel = panel
-        self.covariates = panel.covariates
-        df = panel.df
-        cpos = as_positions(df[cohort], panel.time_kind, panel.origin, panel.step, f"cohort column {cohort!r}")
-        df["cpos"] = cpos
-        n_per = panel.report["n_periods"]
-        df.loc[~np.isfinite(df["cpos"]) | (df["cpos"] > n_per - 1), "cpos"] = np.inf  # never treated
+        df = self._cohort_panel(data, outcome=outcome, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                                window=window, freq=freq, log_outcome=log_outcome, name=name)
+        panel = self.panel
         nun = df.groupby("uid")["cpos"].nunique()
         if (nun > 1).any():
             u = plain(df.loc[df["uid"] == nun[nun > 1].index[0], "unit"].iloc[0])
@@ -377,16 +384,9 @@ class TWFE(SunAbraham):
                  name: str | None = None):
         self.dynamic = bool(dynamic)
         self.ref_period = _check_int("ref_period", ref_period)
-        self.window = _check_window(window)
-        self.outcome, self.unit, self.time, self.cohort = outcome, unit, time, cohort
-        self.log_outcome, self.name = bool(log_outcome), name
-        panel = prepare_panel(data, outcome=outcome, unit=unit, time=time, covariates=covariates,
-                              extra={"cohort": cohort}, freq=freq)
-        self.panel = panel
-        self.covariates = panel.covariates
-        df = panel.df
-        df["cpos"] = as_positions(df[cohort], panel.time_kind, panel.origin, panel.step, f"cohort column {cohort!r}")
-        df.loc[~np.isfinite(df["cpos"]) | (df["cpos"] > panel.report["n_periods"] - 1), "cpos"] = np.inf
+        df = self._cohort_panel(data, outcome=outcome, unit=unit, time=time, cohort=cohort, covariates=covariates,
+                                window=window, freq=freq, log_outcome=log_outcome, name=name)
+        panel = self.panel
         df["ctrl"] = np.isinf(df["cpos"])
         df["rel"] = np.where(df["ctrl"], np.nan, df["pos"] - df["cpos"])
         if not (~df["ctrl"]).any():
