@@ -88,15 +88,24 @@ warm: ## make the first study run as fast as later ones (byte-code of what a stu
 lock: ## recompile requirements.lock from pyproject.toml (uv, pinned version, Python 3.11 on Linux x86_64)
 	@test -x $(BOOT)/bin/uv || { { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } \
 	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); }
-	$(BOOT)/bin/$(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "src/raidstudy"); import lock; print(lock.UPDATE_COMMAND)') >/dev/null
+	UV_PYTHON_DOWNLOADS=never $(BOOT)/bin/$(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "src/raidstudy"); import lock; print(lock.UPDATE_COMMAND)') >/dev/null
 
 run: $(STAMP) ## run the main job: the SPARKS 2020 study -> results/sparks-2020{,-robustness,-events-groups}/
 	$(BIN)/raidstudy run notebooks/02-event-study.ipynb
 	$(BIN)/raidstudy run notebooks/04-robustness.ipynb -p output_dir results/sparks-2020-robustness
 	$(BIN)/raidstudy run notebooks/03-events-and-groups.ipynb -p output_dir results/sparks-2020-events-groups
 
-test: $(STAMP) ## run the test suite (fast; skips what needs ../shared when it is absent)
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+# The suite runs on TEST_WORKERS processes (pytest-xdist; auto: one per core; 0: in this
+# process). Each worker gets the next test file when it is free, costliest first
+# (tests/conftest.py orders the files by their tests' heavy(seconds) marks;
+# --no-loadscope-reorder keeps that order). With a worker on every core, BLAS threads would
+# only fight over the cores. (Not --dist loadgroup: with pytest 9.2 it groups nothing,
+# pytest-xdist issue 1386.)
+TEST_WORKERS ?= auto
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+test: $(STAMP) ## run the test suite on every core (fast; skips what needs ../shared when it is absent)
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-slow: $(STAMP) ## run every test, the 500-replication coverage simulations included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

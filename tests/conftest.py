@@ -11,6 +11,30 @@ import pytest
 from raidstudy.paths import shared_dir
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the costliest test files first, each file's tests together.
+
+    ``make test`` spreads the suite over one worker per core (pytest-xdist, ``--dist
+    loadfile``: a file's tests run on one worker, so a module fixture such as a notebook run
+    is built once), handing each worker the next file when it gets free. A file with 20 s of
+    notebook runs handed out last would keep one core busy while the other idles; handed out
+    first, it overlaps with hundreds of short tests (longest-processing-time-first
+    scheduling). A file costs the sum of its tests' ``heavy(seconds)`` marks.
+    """
+    def seconds(item) -> float:
+        m = item.get_closest_marker("heavy")
+        return float(m.kwargs.get("seconds", m.args[0] if m.args else 1.0)) if m else 0.0
+
+    cost: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        f = item.nodeid.split("::", 1)[0]
+        cost[f] = cost.get(f, 0.0) + seconds(item)
+        first.setdefault(f, i)
+    rank = {item.nodeid: i for i, item in enumerate(items)}
+    items.sort(key=lambda it: (-cost[it.nodeid.split("::", 1)[0]], first[it.nodeid.split("::", 1)[0]], rank[it.nodeid]))
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """``../shared/data``, or skip the test when it is absent (a fresh clone)."""

@@ -211,6 +211,7 @@ def test_bundled_coverage_flags_the_2021_corrupt_outage_and_keeps_sparks():
     assert s.loc["2020-08-19"] > 1500
 
 
+@pytest.mark.heavy(seconds=12)
 @pytest.mark.shared
 def test_bundled_data_rebuilds_byte_identically_from_the_real_dumps(tmp_path, shared_data):
     """The promise of data/README.md: `raidstudy build` on the real dumps gives the committed

@@ -117,6 +117,7 @@ def status_of(d: Path):
     return json.loads((d / "run.json").read_text())["status"] if (d / "run.json").exists() else None
 
 
+@pytest.mark.heavy(seconds=20)
 def test_sigkill_leaves_no_process_and_no_complete_looking_result_and_a_rerun_completes_the_rest(
         sim_csv, tmp_path, batch_root):
     nb = tiny_notebook(tmp_path / "tiny.ipynb")
@@ -163,6 +164,7 @@ def test_sigkill_leaves_no_process_and_no_complete_looking_result_and_a_rerun_co
     assert list(summary["status"]) == ["complete"] * 4 and list(summary["reused"]) == [True, False, False, False]
 
 
+@pytest.mark.heavy(seconds=7)
 def test_ctrl_c_stops_queued_runs_marks_the_running_one_and_writes_the_summary(sim_csv, tmp_path, batch_root):
     nb = tiny_notebook(tmp_path / "tiny.ipynb")
     plan = write_plan(tmp_path, batch_root, sim_csv, [1, 2, 3])
@@ -217,6 +219,7 @@ def test_dask_local_cluster_gives_the_local_runners_results_byte_for_byte(sim_cs
     assert json.loads(b.read_text())["effects"]["level"]["p_value"] is not None
 
 
+@pytest.mark.heavy(seconds=2)
 def test_an_unreachable_scheduler_fails_in_seconds_with_one_line(sim_csv, tmp_path, monkeypatch, capsys):
     import socket
 

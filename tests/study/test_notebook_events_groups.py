@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import nbformat
+import pytest
 
 from raidstudy.paths import repo_root
 from raidstudy.study.parameters import PARAMETERS
@@ -26,6 +27,7 @@ def test_parameters_cell_is_the_studys():
     assert all(found[k] == PARAMETERS[k].default for k in found)
 
 
+@pytest.mark.heavy(seconds=20)
 def test_notebook_writes_the_artefacts(tmp_path):
     import papermill as pm
 

@@ -49,6 +49,7 @@ def robustness_run(sim_csv_long, tmp_path_factory):
     return Path(rec.output_dir)
 
 
+@pytest.mark.heavy(seconds=8)
 def test_robustness_run_writes_every_artefact(robustness_run):
     out = robustness_run
     for rel in ["results.json", "run.json", "notebook.ipynb", "report.html",

@@ -64,6 +64,7 @@ def sim_run(sim_csv_long, tmp_path_factory):
     return rec, params
 
 
+@pytest.mark.heavy(seconds=8)
 def test_event_study_writes_every_artefact(sim_run):
     rec, _ = sim_run
     out = Path(rec.output_dir)
@@ -77,6 +78,11 @@ def test_event_study_writes_every_artefact(sim_run):
     assert run["status"] == "complete"
     assert run["parameters"]["seed"] == 7 and run["data_checksum"]
     assert "statsmodels" in run["packages"]
+    from raidstudy.study.runs import KERNEL_THREADS
+
+    # the kernel ran on one BLAS thread whatever the test's environment: same bytes on any machine
+    assert run["threads"] == KERNEL_THREADS == {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                                "MKL_NUM_THREADS": "1"}
     html = (out / "report.html").read_text()
     assert "validate_parameters" not in html, "the reader's HTML must not show code"
     assert "Simulated data" in html
@@ -109,6 +115,7 @@ def test_event_study_recovers_the_planted_effect(sim_run):
     assert dyn["effects"]["relative"]["pct_ci_low"] < -50 < dyn["effects"]["relative"]["pct_ci_high"]
 
 
+@pytest.mark.heavy(seconds=8)
 def test_results_json_is_byte_identical_on_rerun(sim_run, tmp_path):
     from raidstudy.study.runs import execute_notebook
 
@@ -119,6 +126,7 @@ def test_results_json_is_byte_identical_on_rerun(sim_run, tmp_path):
     assert (Path(rec2.output_dir) / "results.json").read_bytes() == first
 
 
+@pytest.mark.heavy(seconds=2)
 def test_failed_run_never_looks_complete(sim_csv, tmp_path):
     from raidstudy.errors import RaidstudyError
     from raidstudy.study.runs import execute_notebook
@@ -139,6 +147,7 @@ def test_failed_run_never_looks_complete(sim_csv, tmp_path):
     assert (out / "notebook-failed.ipynb").is_file()
 
 
+@pytest.mark.heavy(seconds=2)
 def test_papermill_direct_with_unknown_parameter_fails_early(tmp_path):
     """Run with papermill itself (not the CLI): a misspelt parameter must still be refused."""
     import papermill as pm

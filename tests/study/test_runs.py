@@ -97,6 +97,7 @@ def _tiny_notebook(path):
     return path
 
 
+@pytest.mark.heavy(seconds=4)
 def test_run_batch_runs_each_parameter_set_and_reports_failures(sim_csv, tmp_path):
     from raidstudy.study.runs import run_batch
 

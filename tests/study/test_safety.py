@@ -371,6 +371,7 @@ def test_a_run_of_another_study_is_not_overwritten_without_force(sim_csv, tmp_pa
     check_run_directory(coerce_parameters(params))
 
 
+@pytest.mark.heavy(seconds=4)
 def test_force_replaces_a_run_of_another_study(sim_csv, tmp_path):
     from test_runs import _tiny_notebook
 

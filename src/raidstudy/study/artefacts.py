@@ -299,6 +299,8 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
         # the directory, so do it here and start a fresh record.
         clear_artefacts(out)
         (out / "run.json").unlink(missing_ok=True)
+    from raidstudy.study.runs import KERNEL_THREADS
+
     written: dict[str, list[str]] = {"figures": [], "tables": []}
     for name, fig in (figures or {}).items():
         for f in save_figure(fig, out / "figures" / name):
@@ -322,6 +324,8 @@ def write_study(spec, results_dict: Mapping[str, Any], *, figures: Mapping[str, 
         data_files=dict(sorted(spec.data_files.items())),
         artefacts=written,
         results_sha256=sha256_file(results_path),
+        # the kernel's BLAS threads: results.json's last digits depend on them
+        threads={k: os.environ.get(k) for k in KERNEL_THREADS},
     )
     written["results"] = ["results.json"]
     return written

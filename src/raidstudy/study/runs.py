@@ -66,6 +66,14 @@ def _kernel_env(**env: str):
                 os.environ[k] = v
 
 
+#: The thread counts of the BLAS and OpenMP libraries in the study kernels the runner starts.
+#: OpenBLAS splits a long sum differently with each thread count, so the fitted numbers
+#: change in their last digits with it: on 2 threads and on 1, results.json of the SPARKS
+#: study differed in its 12th significant digit. One thread gives the same bytes on a
+#: laptop and on a 64-core server; the study's matrices are small, so it costs no time.
+KERNEL_THREADS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 class RunError(RaidstudyError):
     """A notebook failed while running; the message names the cell and the error."""
 
@@ -222,7 +230,7 @@ def execute_notebook(
     failed.unlink(missing_ok=True)
     partial = out / ".notebook.partial.ipynb"
     try:
-        with _kernel_env(MPLBACKEND=INLINE_BACKEND, **{STAGE_ENV: "1"}):
+        with _kernel_env(MPLBACKEND=INLINE_BACKEND, **KERNEL_THREADS, **{STAGE_ENV: "1"}):
             pm.execute_notebook(
                 str(nb_path), str(partial), parameters=params, kernel_name=KERNEL,
                 progress_bar=progress, log_output=log_output, cwd=str(repo_root()),
