@@ -60,7 +60,10 @@ def sim_run(sim_csv_long, tmp_path_factory):
     params = dict(series_csv=str(sim_csv_long), series_name="simulated_counts", event_id="simulated_raid",
                   event_date="2021-10-01", pre_periods=200, post_periods=120, n_sim=300, seed=7, fourier=0,
                   n_placebos=60, output_dir=str(out))
-    rec = execute_notebook("notebooks/02-event-study.ipynb", params)
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            mp.setenv(var, "3")  # the caller's own thread setting, which the runner must override
+        rec = execute_notebook("notebooks/02-event-study.ipynb", params)
     return rec, params
 
 
