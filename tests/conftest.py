@@ -25,14 +25,14 @@ def pytest_collection_modifyitems(config, items):
         m = item.get_closest_marker("heavy")
         return float(m.kwargs.get("seconds", m.args[0] if m.args else 1.0)) if m else 0.0
 
+    files = [item.nodeid.split("::", 1)[0] for item in items]
     cost: dict[str, float] = {}
     first: dict[str, int] = {}
-    for i, item in enumerate(items):
-        f = item.nodeid.split("::", 1)[0]
+    for i, (f, item) in enumerate(zip(files, items)):
         cost[f] = cost.get(f, 0.0) + seconds(item)
         first.setdefault(f, i)
-    rank = {item.nodeid: i for i, item in enumerate(items)}
-    items.sort(key=lambda it: (-cost[it.nodeid.split("::", 1)[0]], first[it.nodeid.split("::", 1)[0]], rank[it.nodeid]))
+    order = sorted(range(len(items)), key=lambda i: (-cost[files[i]], first[files[i]], i))
+    items[:] = [items[i] for i in order]
 
 
 @pytest.fixture(scope="session")
