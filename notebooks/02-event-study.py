@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -84,6 +86,7 @@ fig_series, ax_series = plots.plot_series(
     series=spec.outcome, event_date=spec.event_date, control=spec.control, title=spec.outcome_label
 )
 display(Markdown(data_sentence(spec)))
+plots.show_figure(fig_series)
 
 # %% [markdown]
 # ### The counts behind the headline
@@ -118,6 +121,7 @@ results = spec.fit()
 event_study, dynamic = dynamic_analysis(spec, results)
 fig_path, ax_path = plots.plot_event_study(results=event_study, alpha=spec.parameters["alpha"],
                                            title=f"{spec.outcome_label}: effect by bin after the event")
+plots.show_figure(fig_path)
 
 # %%
 body = study_results(spec, results, dynamic=dynamic_results(spec, event_study, dynamic))
@@ -154,7 +158,8 @@ fig_fit, ax_fit = plots.plot_fit(results=results, alpha=spec.parameters["alpha"]
                                  title=f"{spec.outcome_label}: observed, fitted and counterfactual")
 display(Markdown("\n\n".join(sentences[k] for k in ("level", "slope") if k in sentences)))
 effects = tables.effects_table(body, alpha=spec.parameters["alpha"])
-effects[["display"]]
+display(effects[["display"]])
+plots.show_figure(fig_fit)
 
 # %% [markdown]
 # ## How much does the answer depend on the specification?
@@ -189,6 +194,8 @@ if placebo is not None:
         critical_value=results.critical_value(results.model.design.headline["level"], spec.parameters["alpha"]))
 display(Markdown(sentences.get("placebo", "No placebo check was run (`n_placebos` is 0, or the pre-event "
                                            "window is too short for one; results.json says which).")))
+if placebo is not None:
+    plots.show_figure(fig_placebo)
 
 # %% [markdown]
 # ## Diagnostics
@@ -203,7 +210,8 @@ display(Markdown(sentences.get("placebo", "No placebo check was run (`n_placebos
 # %%
 fig_resid, axes_resid = plots.plot_residuals(results=results)
 body["robustness"] = robustness(spec, results, sensitivity, placebo)
-tables.readable(diagnostics_table(body))
+display(tables.readable(diagnostics_table(body)))
+plots.show_figure(fig_resid)
 
 # %%
 estimates = tables.estimates_table(results, alpha=spec.parameters["alpha"])

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,6 +70,7 @@ from raidstudy.errors import ParameterError
 from raidstudy.models import groups as grp
 from raidstudy.models.comparison import comparison_reading, family_effects, p2p_comparison
 from raidstudy.report import comparison_plot, groups_plot, tables
+from raidstudy.report.plots import show_figure
 from raidstudy.study.artefacts import data_sentence, study_results, write_study
 
 P = spec.parameters
@@ -105,7 +108,8 @@ fam = family_effects(event=event_arg, feeds=study_feeds, pre_periods=P["pre_peri
                      post_periods=P["post_periods"], alpha=P["alpha"], seed=P["seed"])
 fig_families, ax_families = comparison_plot.plot_family_effects(effects=fam)
 family_table = fam.table
-tables.readable(family_table)
+display(tables.readable(family_table))
+show_figure(fig_families)
 
 # %% [markdown]
 # The P2P feed `xrelp2p` was not the raid's target, so it looks like a control series; but
@@ -121,7 +125,8 @@ fig_p2p, axes_p2p = comparison_plot.plot_p2p_comparison(comparison=cmp)
 sentences["p2p_reading"] = comparison_reading(cmp)
 display(Markdown(sentences["p2p_reading"]))
 p2p_table = cmp.table()
-tables.readable(p2p_table)
+display(tables.readable(p2p_table))
+show_figure(fig_p2p)
 
 # %% [markdown]
 # ## (b) Displacement across release groups
@@ -142,7 +147,8 @@ sentences["group_turnover"] = turnover.sentence()
 display(Markdown(sentences["group_turnover"]))
 fig_turnover, axes_turnover = groups_plot.plot_turnover(turnover=turnover)
 turnover_table = turnover.table()
-tables.readable(turnover_table.set_index("statistic"))
+display(tables.readable(turnover_table.set_index("statistic")))
+show_figure(fig_turnover)
 
 # %% [markdown]
 # Concentration over groups: the Herfindahl index (the sum of squared shares; its inverse
@@ -153,7 +159,8 @@ tables.readable(turnover_table.set_index("statistic"))
 fig_concentration, axes_concentration = groups_plot.plot_concentration(turnover=turnover)
 top_groups = (turnover.groups[turnover.groups["status"].isin(["exit", "entry"])]
               .sort_values(["status", "pre", "post"], ascending=[True, False, False]).groupby("status").head(10))
-tables.readable(top_groups.set_index("group"))
+display(tables.readable(top_groups.set_index("group")))
+show_figure(fig_concentration)
 
 # %% [markdown]
 # ### Did the surviving groups grow?
@@ -180,6 +187,7 @@ display(Markdown(sentences["group_panel"] + "\n\n" + sentences["group_panel_path
 fig_panel, ax_panel = groups_plot.plot_panel_path(results=panel_path, alpha=P["alpha"])
 print(panel_cl.summary(alpha=P["alpha"]))
 print(panel_dk.summary(alpha=P["alpha"]))
+show_figure(fig_panel)
 
 # %% [markdown]
 # ## (c) Several raids at once
@@ -209,6 +217,7 @@ import matplotlib.pyplot as plt
 fig_stacked, ax_stacked = plt.subplots(figsize=(8, 3.8), layout="constrained")
 stacked.by_target.plot_event_study(ax=ax_stacked, alpha=P["alpha"])
 ax_stacked.set_title("Stacked event study by target class: effect on log(1 + daily releases) by week")
+show_figure(fig_stacked)
 
 # %%
 body["family_effects"] = fam.to_dict()

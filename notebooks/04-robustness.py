@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -124,12 +126,14 @@ tables.readable(curve_summary)
 
 # %%
 fig_relative, axes_relative = plot_specification_curve(curve=curve, quantity="relative")
+plots.show_figure(fig_relative)
 
 # %% [markdown]
 # The same for the level change at the event (the `itsa`-comparable jump):
 
 # %%
 fig_level, axes_level = plot_specification_curve(curve=curve, quantity="level")
+plots.show_figure(fig_level)
 
 # %% [markdown]
 # ## Which choices move the answer?
@@ -157,7 +161,8 @@ scan, bai_perron = break_analysis(spec)
 fig_breaks, ax_breaks = plots.plot_break_scan(scan=scan, event_date=spec.event_date)
 break_text = break_sentences(scan, bai_perron, event_date=spec.event_date, event_label=spec.event.name)
 display(Markdown("\n\n".join(break_text.values())))
-tables.readable(bai_perron.bic_table)
+display(tables.readable(bai_perron.bic_table))
+plots.show_figure(fig_breaks)
 
 # %%
 body["specification_curve"] = curve.to_dict()

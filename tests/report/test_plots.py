@@ -104,3 +104,44 @@ def test_plot_placebo_returns_fig_ax_and_its_data():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ drawn once: shown and saved
+def test_saved_png_is_the_shown_one_and_a_later_change_is_saved(tmp_path):
+    from raidstudy.study.artefacts import save_figure
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1, 3])
+    png = plots.figure_png(fig)
+    calls = []
+    real = fig.savefig
+    fig.savefig = lambda *a, **k: (calls.append(k.get("format")), real(*a, **k))[1]
+    png_path, pdf_path = save_figure(fig, tmp_path / "f")
+    assert png_path.read_bytes() == png and calls == ["pdf"], "an unchanged figure is not drawn again as PNG"
+    ax.set_title("changed after it was shown")
+    save_figure(fig, tmp_path / "f")
+    assert png_path.read_bytes() != png, "a change made after showing must reach the saved PNG"
+    assert calls == ["pdf", "png", "pdf"]
+    plt.close(fig)
+
+
+def test_show_figure_displays_the_saved_png_at_the_inline_size_and_closes_it(monkeypatch):
+    import base64
+
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw, metadata: shown.append((data, metadata)))
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1, 3])
+    plots.show_figure(fig)
+    assert not plt.fignum_exists(fig.number), "left open, the inline backend would draw it again"
+    [(data, meta)] = shown
+    png = base64.b64decode(data["image/png"])
+    assert png == plots.figure_png(fig)
+    w, h = (int.from_bytes(png[i:i + 4], "big") for i in (16, 20))
+    assert meta["image/png"] == {"width": round(w * fig.dpi / plots.SAVE_DPI),
+                                 "height": round(h * fig.dpi / plots.SAVE_DPI)}
+    assert 300 < meta["image/png"]["width"] <= 400, "4 inches at most, at the inline backend's 100 pixels per inch"

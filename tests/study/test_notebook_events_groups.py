@@ -14,6 +14,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from _figurechecks import assert_figures_shown_once_as_saved
 from raidstudy.paths import repo_root
 from raidstudy.study.parameters import PARAMETERS
 
@@ -75,6 +76,7 @@ def test_notebook_writes_the_artefacts(tmp_path, small_data_dir):
                  "stacked_event_study"):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{name}.{ext}").is_file(), name
+    assert_figures_shown_once_as_saved(tmp_path / "executed.ipynb", out / "figures")
     for name in ("family_effects", "group_turnover", "group_panel_path", "stacked_study"):
         assert (out / "tables" / f"{name}.md").is_file(), name
     run = json.loads((out / "run.json").read_text())

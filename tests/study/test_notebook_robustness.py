@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _figurechecks import assert_figures_shown_once_as_saved
 from raidstudy.paths import repo_root
 from raidstudy.study.parameters import PARAMETERS
 
@@ -64,6 +65,7 @@ def test_robustness_run_writes_every_artefact(robustness_run):
     assert "validate_parameters" not in html, "the reader's HTML must not show code"
     assert "Break dating" in html
     assert html.count("data:image/png") >= 2
+    assert_figures_shown_once_as_saved(out / "notebook.ipynb", out / "figures", out / "report.html")
 
 
 def test_robustness_results_hold_the_curve(robustness_run):

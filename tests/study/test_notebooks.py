@@ -8,6 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from _figurechecks import assert_figures_shown_once_as_saved
 from raidstudy.paths import repo_root
 from raidstudy.study.parameters import PARAMETERS
 
@@ -90,6 +91,7 @@ def test_event_study_writes_every_artefact(sim_run):
     assert "validate_parameters" not in html, "the reader's HTML must not show code"
     assert "Simulated data" in html
     assert html.count("data:image/png") >= 5, "series, path, fit, placebo and residual figures must all be shown"
+    assert_figures_shown_once_as_saved(out / "notebook.ipynb", out / "figures", out / "report.html")
 
 
 def test_event_study_recovers_the_planted_effect(sim_run):

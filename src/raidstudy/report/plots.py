@@ -8,7 +8,10 @@ headless. The data behind each figure is available as a DataFrame from the match
 """
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
+import weakref
 from typing import Any, Iterator
 
 import numpy as np
@@ -18,7 +21,10 @@ __all__ = [
     "plot_series", "plot_fit", "plot_residuals",
     "series_data", "fit_data", "residuals_data", "style",
 ]
-__all__ += ["plot_event_study"]
+__all__ += ["plot_event_study", "figure_png", "show_figure", "SAVE_DPI"]
+
+#: Resolution of the PNG files a study saves; notebooks show that same PNG (:func:`show_figure`).
+SAVE_DPI = 150
 
 #: rc settings used inside every plotting call.
 RC = {
@@ -49,6 +55,99 @@ def style() -> Iterator[None]:
         # every later figure would silently not be shown. Carry that one setting out.
         interactive = mpl.rcParams["interactive"]
     mpl.rcParams["interactive"] = interactive
+
+
+# The last PNG drawn of each figure, with its resolution. A figure's ``stale`` flag, which
+# matplotlib sets on any change to one of its artists, says whether the PNG still shows it.
+_PNG: "weakref.WeakKeyDictionary[Any, tuple[int, bytes]]" = weakref.WeakKeyDictionary()
+
+
+def figure_png(fig, *, dpi: int = SAVE_DPI) -> bytes:
+    """The figure as PNG bytes, as a study saves it: tight bounding box, no software tag.
+
+    The figure is drawn once for as long as it is unchanged: a second call returns the same
+    bytes without drawing again, and any change to the figure (matplotlib marks it stale)
+    makes the next call draw it anew. :func:`show_figure` and the study's ``save_figure``
+    share these bytes, so a notebook draws each figure once, and the picture in the report
+    is the file in ``figures/``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int
+        Dots per inch; the figure size in inches times ``dpi`` gives the pixels (before the
+        bounding box is trimmed).
+
+    Returns
+    -------
+    bytes
+        A PNG file.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(figsize=(4, 3))
+    >>> png = figure_png(fig)
+    >>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n" and figure_png(fig) is png
+    True
+    >>> _ = ax.set_title("changed")
+    >>> figure_png(fig) is png
+    False
+    >>> plt.close(fig)
+    """
+    hit = _PNG.get(fig)
+    if hit is not None and hit[0] == dpi and not fig.stale:
+        return hit[1]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    png = buf.getvalue()
+    # savefig leaves the figure marked stale (the tight bounding box resets its size);
+    # clearing the mark lets the next change to the figure be seen.
+    fig.stale = False
+    _PNG[fig] = (dpi, png)
+    return png
+
+
+def show_figure(fig, *, dpi: int = SAVE_DPI) -> None:
+    """Show a figure in the notebook as the PNG a study saves, then close it.
+
+    Left open, a figure is drawn by the notebook's inline backend at the end of the cell,
+    and again for each file saved. Shown with this function it is drawn once
+    (:func:`figure_png`), at the saved resolution and at the size the inline backend gives
+    it (``fig.dpi`` pixels per inch on screen), so it is sharp on high-density screens. The
+    figure is closed so that the inline backend does not show it a second time; it can
+    still be saved. Outside IPython this only closes the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    dpi : int
+        Resolution of the PNG, as for :func:`figure_png`.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> show_figure(fig)  # in a notebook: the figure appears here
+    >>> plt.fignum_exists(fig.number)
+    False
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
+        get_ipython = lambda: None  # noqa: E731
+    if get_ipython() is not None:
+        from IPython.display import display
+
+        png = figure_png(fig, dpi=dpi)
+        # width and height from the PNG header (IHDR, bytes 16-24, big-endian)
+        w, h = (int.from_bytes(png[i:i + 4], "big") for i in (16, 20))
+        scale = fig.dpi / dpi
+        display({"image/png": base64.b64encode(png).decode("ascii"), "text/plain": repr(fig)}, raw=True,
+                metadata={"image/png": {"width": round(w * scale), "height": round(h * scale)}})
+    plt.close(fig)
 
 
 def _new_ax(ax, figsize=(9, 4.2)):

@@ -18,6 +18,7 @@ import pandas as pd
 
 from raidstudy.io import atomic_path, atomic_write_text, sha256_file, write_json
 from raidstudy.lock import lock_checksum
+from raidstudy.report.plots import SAVE_DPI
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -151,18 +152,26 @@ def study_results(spec, results, *, robustness: Mapping[str, Any] | None = None,
     return out
 
 
-def save_figure(fig, path: str | Path, *, formats=("png", "pdf"), dpi: int = 150) -> list[Path]:
+def save_figure(fig, path: str | Path, *, formats=("png", "pdf"), dpi: int = SAVE_DPI) -> list[Path]:
     """Save a figure as PNG and PDF atomically; return the paths written.
 
-    The PDF's creation date is left out so that reruns give identical files.
+    The PNG is :func:`raidstudy.report.plots.figure_png`'s: a figure already shown with
+    :func:`~raidstudy.report.plots.show_figure` and unchanged since is not drawn again,
+    and the file holds the picture the notebook shows. The PDF's creation date is left
+    out so that reruns give identical files.
     """
+    from raidstudy.report.plots import figure_png
+
     path = Path(path)
     written = []
     for fmt in formats:
         target = path.with_suffix(f".{fmt}")
-        meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
         with atomic_path(target, suffix=f".{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
+            if fmt == "png":
+                Path(tmp).write_bytes(figure_png(fig, dpi=dpi))
+            else:
+                meta = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=meta)
         written.append(target)
     return written
 
