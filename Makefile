@@ -17,24 +17,32 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Set-up installs the exact versions in $(LOCK) (see README, "Dependencies and the lock"):
-# with uv (put into $(BOOT) by the new venv's pip) when it can be had, else with pip from the
-# same lock. Neither byte-compiles the whole environment: `make warm` compiles what the
-# study imports. RAIDSTUDY_INSTALLER=pip forces the pip path; RAIDSTUDY_NO_LOCK=1 installs
-# without the lock.
+# with uv when it can be had, else with pip from the same lock. uv goes into $(BOOT), put
+# there by the pip of $(PYTHON) when it has one, else by the venv's. The venv is made
+# without pip (its ensurepip step alone takes 3 s) and gets pip afterwards, from uv, or
+# from ensurepip when pip itself has to install. Neither path byte-compiles the whole
+# environment: `make warm` compiles what the study imports. RAIDSTUDY_INSTALLER=pip forces
+# the pip path; RAIDSTUDY_NO_LOCK=1 installs without the lock.
+VENV_PIP = { test -x $(BIN)/pip || $(BIN)/python -m ensurepip --default-pip >/dev/null; }
+GET_UV = { test -x $(BOOT)/bin/uv \
+  || $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION) 2>/dev/null \
+  || { rm -rf $(BOOT) && $(VENV_PIP) \
+       && $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); }; }
 $(STAMP): pyproject.toml $(LOCK)
 	@test -n "$$RAIDSTUDY_NO_LOCK" || $(PYTHON) src/raidstudy/lock.py check
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
 	@if [ -n "$$RAIDSTUDY_NO_LOCK" ]; then \
 	  echo "make setup: installing without the lock (pip install -e '.[test]')"; \
-	  $(BIN)/python -m pip install --quiet -e '.[test]'; \
-	elif [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ] && { test -x $(BOOT)/bin/uv || \
-	    $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); } \
+	  $(VENV_PIP) && $(BIN)/python -m pip install --quiet -e '.[test]'; \
+	elif [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ] && $(GET_UV) \
 	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python -r $(LOCK) \
 	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python --no-deps -e .; then \
+	  test -x $(BIN)/pip || $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python pip || $(VENV_PIP); \
 	  echo "make setup: installed $(LOCK) with uv $(UV_VERSION)"; \
 	else \
 	  if [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ]; then echo "make setup: uv unavailable or failed; installing $(LOCK) with pip"; fi; \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK) \
+	  $(VENV_PIP) \
+	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r $(LOCK) \
 	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile --no-deps -e . ; \
 	fi
 	@$(MAKE) --no-print-directory warm
@@ -86,8 +94,8 @@ warm: ## make the first study run as fast as later ones (byte-code of what a stu
 	  || echo "make warm: the warm-up failed, so the first study run will be slower (why: $(VENV)/warm.log)"
 
 lock: ## recompile requirements.lock from pyproject.toml (uv, pinned version, Python 3.11 on Linux x86_64)
-	@test -x $(BOOT)/bin/uv || { { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } \
-	  && $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); }
+	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
+	@$(GET_UV)
 	UV_PYTHON_DOWNLOADS=never $(BOOT)/bin/$(shell $(PYTHON) -c 'import sys; sys.path.insert(0, "src/raidstudy"); import lock; print(lock.UPDATE_COMMAND)') >/dev/null
 
 run: $(STAMP) ## run the main job: the SPARKS 2020 study -> results/sparks-2020{,-robustness,-events-groups}/

@@ -72,6 +72,19 @@ def test_environment_is_python_and_pip_then_the_lock():
     assert "pip install --no-deps -e ." in header, "the command that installs raidstudy itself must be stated"
 
 
+def test_the_project_venv_has_its_own_pip():
+    """`make setup` makes .venv without pip (3 s saved) and must give it pip afterwards: users
+    and the pip fallback run .venv/bin/pip."""
+    import subprocess
+    import sys
+
+    venv = ROOT / ".venv"
+    if Path(sys.prefix).resolve() != venv.resolve():
+        pytest.skip("not running in the project's .venv (made by `make setup`)")
+    out = subprocess.run([str(venv / "bin" / "pip"), "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and str(venv) in out.stdout, out.stderr
+
+
 def test_lock_pins_every_direct_dependency_inside_its_range():
     pins = _lock()
     missing = sorted(set(_pyproject()) - set(pins))
