@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raidstudy.errors import ParameterError
 from raidstudy.io import dumps_json, sha256_file
@@ -70,6 +72,23 @@ def test_adjustments_are_holm_and_bh_over_the_runs_with_a_p_value():
     np.testing.assert_allclose(got["p_value_holm"].to_numpy()[ok], holm(finite))
     np.testing.assert_allclose(got["p_value_bh"].to_numpy()[ok], bh(finite))
     assert got.loc[[1, 4]].isna().all().all()
+
+
+@given(st.lists(st.sampled_from([0.0, 1e-12, 0.001, 0.01, 0.02, 0.04, 0.3, 0.5, 0.999, 1.0])
+                | st.floats(0, 1), min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_holm_is_statsmodels_holm_with_ties_zeros_and_ones(p):
+    from statsmodels.stats.multitest import multipletests
+
+    from raidstudy.study.runs import _holm
+
+    import gc
+
+    p = np.asarray(p, float)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gc, "collect", lambda *a: 0)  # statsmodels' Holm collects garbage on each call: 200 calls
+        expected = multipletests(p, method="holm")[1]
+    np.testing.assert_allclose(_holm(p), expected, rtol=1e-15, atol=0)
 
 
 def non_day_event():
