@@ -23,11 +23,14 @@ help: ## list the targets
 # from ensurepip when pip itself has to install. Neither path byte-compiles the whole
 # environment: `make warm` compiles what the study imports. RAIDSTUDY_INSTALLER=pip forces
 # the pip path; RAIDSTUDY_NO_LOCK=1 installs without the lock.
-VENV_PIP = { test -x $(BIN)/pip || $(BIN)/python -m ensurepip --default-pip >/dev/null; }
+VENV_PIP = { test -x $(BIN)/pip || $(BIN)/python -m ensurepip --default-pip >/dev/null \
+  || { echo "make setup: the venv cannot get pip: $(PYTHON) has no ensurepip (Debian, Ubuntu: apt install python3-venv)" >&2; false; }; }
+# (pip install --target into a folder left half-made by an interrupted install would succeed
+# without uv, hence the rm and the final test -x)
+UV_FROM_PIP = -m pip install --quiet --disable-pip-version-check --only-binary :all: --target $(BOOT) uv==$(UV_VERSION)
 GET_UV = { test -x $(BOOT)/bin/uv \
-  || $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION) 2>/dev/null \
-  || { rm -rf $(BOOT) && $(VENV_PIP) \
-       && $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(BOOT) uv==$(UV_VERSION); }; }
+  || { rm -rf $(BOOT); $(PYTHON) $(UV_FROM_PIP) 2>/dev/null && test -x $(BOOT)/bin/uv; } \
+  || { rm -rf $(BOOT) && $(VENV_PIP) && $(BIN)/python $(UV_FROM_PIP) && test -x $(BOOT)/bin/uv; }; }
 $(STAMP): pyproject.toml $(LOCK)
 	@test -n "$$RAIDSTUDY_NO_LOCK" || $(PYTHON) src/raidstudy/lock.py check
 	@test -x $(BIN)/python || $(PYTHON) -m venv --without-pip $(VENV)
@@ -37,7 +40,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	elif [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ] && $(GET_UV) \
 	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python -r $(LOCK) \
 	  && $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python --no-deps -e .; then \
-	  test -x $(BIN)/pip || $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python pip || $(VENV_PIP); \
+	  test -x $(BIN)/pip || $(BOOT)/bin/uv pip install --quiet --python $(BIN)/python pip || $(VENV_PIP) \
+	    || echo "make setup: warning: .venv has no pip (neither uv nor ensurepip could install it)" >&2; \
 	  echo "make setup: installed $(LOCK) with uv $(UV_VERSION)"; \
 	else \
 	  if [ "$${RAIDSTUDY_INSTALLER:-uv}" != pip ]; then echo "make setup: uv unavailable or failed; installing $(LOCK) with pip"; fi; \

@@ -122,6 +122,11 @@ def test_saved_png_is_the_shown_one_and_a_later_change_is_saved(tmp_path):
     save_figure(fig, tmp_path / "f")
     assert png_path.read_bytes() != png, "a change made after showing must reach the saved PNG"
     assert calls == ["pdf", "png", "pdf"]
+    # an interactive backend redraws after each change, which clears the stale mark
+    png2 = plots.figure_png(fig)
+    ax.set_xlabel("changed, then drawn")
+    fig.canvas.draw()
+    assert not fig.stale and plots.figure_png(fig) != png2, "a drawn change must reach the PNG"
     plt.close(fig)
 
 

@@ -57,19 +57,28 @@ def style() -> Iterator[None]:
     mpl.rcParams["interactive"] = interactive
 
 
-# The last PNG drawn of each figure, with its resolution. A figure's ``stale`` flag, which
-# matplotlib sets on any change to one of its artists, says whether the PNG still shows it.
+# The last PNG drawn of each figure, with its resolution. It still shows the figure while the
+# figure's ``stale`` flag (set by matplotlib on any change to one of its artists) is clear and
+# nothing has drawn the figure since: an interactive backend redraws after a change and
+# clears the flag, so every draw drops the entry (_forget_png, on the figure's draw_event).
 _PNG: "weakref.WeakKeyDictionary[Any, tuple[int, bytes]]" = weakref.WeakKeyDictionary()
+_WATCHED: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _forget_png(event) -> None:
+    _PNG.pop(event.canvas.figure, None)
 
 
 def figure_png(fig, *, dpi: int = SAVE_DPI) -> bytes:
     """The figure as PNG bytes, as a study saves it: tight bounding box, no software tag.
 
     The figure is drawn once for as long as it is unchanged: a second call returns the same
-    bytes without drawing again, and any change to the figure (matplotlib marks it stale)
-    makes the next call draw it anew. :func:`show_figure` and the study's ``save_figure``
-    share these bytes, so a notebook draws each figure once, and the picture in the report
-    is the file in ``figures/``.
+    bytes without drawing again, and a change to the figure (one that matplotlib marks
+    stale, as every setter does) or any other drawing of it makes the next call draw it
+    anew. Data arrays changed in place behind matplotlib's back are not seen: call
+    ``fig.canvas.draw()`` after such a change. :func:`show_figure` and the study's
+    ``save_figure`` share these bytes, so a notebook draws each figure once, and the picture
+    in the report is the file in ``figures/``.
 
     Parameters
     ----------
@@ -98,6 +107,9 @@ def figure_png(fig, *, dpi: int = SAVE_DPI) -> bytes:
     hit = _PNG.get(fig)
     if hit is not None and hit[0] == dpi and not fig.stale:
         return hit[1]
+    if fig not in _WATCHED:
+        fig.canvas.mpl_connect("draw_event", _forget_png)
+        _WATCHED.add(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     png = buf.getvalue()
@@ -116,7 +128,8 @@ def show_figure(fig, *, dpi: int = SAVE_DPI) -> None:
     (:func:`figure_png`), at the saved resolution and at the size the inline backend gives
     it (``fig.dpi`` pixels per inch on screen), so it is sharp on high-density screens. The
     figure is closed so that the inline backend does not show it a second time; it can
-    still be saved. Outside IPython this only closes the figure.
+    still be saved. In a terminal IPython shows the figure's text form instead; outside
+    IPython this only closes the figure.
 
     Parameters
     ----------
