@@ -146,11 +146,8 @@ def show_figure(fig, *, dpi: int = SAVE_DPI) -> None:
     False
     """
     import matplotlib.pyplot as plt
+    from IPython import get_ipython
 
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with the notebook stack
-        get_ipython = lambda: None  # noqa: E731
     if get_ipython() is not None:
         from IPython.display import display
 
@@ -420,7 +417,7 @@ def plot_event_study(*, results, alpha: float = 0.05, ax=None, title: str | None
     -------
     (fig, ax)
     """
-    from raidstudy.models.its.vocabulary import COUNT_FAMILIES
+    from raidstudy.models.its.vocabulary import COUNT_FAMILIES, NOT_ESTIMATED_BINS
 
     p = results.path(alpha)
     count = results.family in COUNT_FAMILIES
@@ -441,7 +438,7 @@ def plot_event_study(*, results, alpha: float = 0.05, ax=None, title: str | None
         if len(trans):
             ax.axvspan(trans["bin"].min() - 0.5, trans["bin"].max() + 0.5, color=COLORS["event"], alpha=0.08, lw=0,
                        label="transition (imprecise date: not estimated)")
-        est_sel = ~p["kind"].isin(["reference", "transition", "no data"])
+        est_sel = ~p["kind"].isin(["reference", *NOT_ESTIMATED_BINS])
         yerr = np.vstack([(p[est] - p[lo])[est_sel], (p[hi] - p[est])[est_sel]])
         ax.errorbar(x[est_sel.to_numpy()], p[est][est_sel], yerr=yerr, fmt="o", ms=4, color=COLORS["fitted"],
                     ecolor=COLORS["fitted"], elinewidth=1, capsize=2, label=f"bin effect, {lvl} interval")

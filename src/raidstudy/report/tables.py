@@ -140,10 +140,13 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
         ``effect`` (percent for count families, in outcome units otherwise, with its
         interval), ``p-value`` and ``critical value`` (the bin's own), as text for readers.
     """
+    from raidstudy.models.its.vocabulary import NOT_ESTIMATED_BINS
+
     path = results.path(alpha)
     pct = "pct" in path.columns
     rows = []
     for r in path.itertuples(index=False):
+        blank = r.kind == "reference" or r.kind in NOT_ESTIMATED_BINS  # no estimate of its own
         if r.kind == "reference":
             eff = "reference (0 by definition)"
         elif r.kind == "transition":
@@ -157,8 +160,8 @@ def path_table(results, *, alpha: float = 0.05) -> pd.DataFrame:
         rows.append({"bin": int(r.bin), "kind": r.kind, "periods": f"{int(r.first)} to {int(r.last)}",
                      "dates": f"{pd.Timestamp(r.first_date).date()} to {pd.Timestamp(r.last_date).date()}"
                      if pd.notna(r.first_date) else "", "effect": eff,
-                     "p-value": "" if r.kind in ("reference", "transition", "no data") else _fmt_p(float(r.p_value)),
-                     "critical value": "" if r.kind in ("reference", "transition", "no data") else f"{float(r.crit):.1f}"})
+                     "p-value": "" if blank else _fmt_p(float(r.p_value)),
+                     "critical value": "" if blank else f"{float(r.crit):.1f}"})
     df = pd.DataFrame(rows).set_index("bin")
     df.attrs["interval"] = f"{100 * (1 - alpha):g}% interval"
     return df

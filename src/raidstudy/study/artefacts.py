@@ -18,7 +18,7 @@ import pandas as pd
 
 from raidstudy.io import atomic_path, atomic_write_text, sha256_file, write_json
 from raidstudy.lock import lock_checksum
-from raidstudy.report.plots import SAVE_DPI
+from raidstudy.report.plots import SAVE_DPI, figure_png
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -160,8 +160,6 @@ def save_figure(fig, path: str | Path, *, formats=("png", "pdf"), dpi: int = SAV
     and the file holds the picture the notebook shows. The PDF's creation date is left
     out so that reruns give identical files.
     """
-    from raidstudy.report.plots import figure_png
-
     path = Path(path)
     written = []
     for fmt in formats:

@@ -29,7 +29,7 @@ from raidstudy.models.its.design import Design, build_design, check_design
 from raidstudy.models.its.fitting import fit_model
 from raidstudy.models.its.model import ITS
 from raidstudy.models.its.results import ITSResults, ITSSummary
-from raidstudy.models.its.vocabulary import COUNT_FAMILIES, EWC_TERMS, ITSWarning
+from raidstudy.models.its.vocabulary import COUNT_FAMILIES, EWC_TERMS, NOT_ESTIMATED_BINS, ITSWarning
 
 __all__ = [
     "DynamicSummary",
@@ -346,7 +346,7 @@ class EventStudyResults(ITSResults):
         for term, kind in zip(df["term"], df["kind"]):
             if not isinstance(term, str):
                 # the reference bin is 0 by construction; a transition or empty bin is not estimated
-                first = np.nan if kind in ("transition", "no data") else 0.0
+                first = np.nan if kind in NOT_ESTIMATED_BINS else 0.0
                 for c, v in zip(cols, (first, np.nan, np.nan, np.nan, np.nan, np.nan)):
                     cols[c].append(v)
                 continue

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 FAMILIES = ("negbin", "poisson", "quasipoisson", "gaussian")
 COUNT_FAMILIES = ("poisson", "quasipoisson", "negbin")
+#: Kinds of event-study bins that are reported but not estimated: wholly inside the
+#: transition of an imprecisely dated event, or with no collected period.
+NOT_ESTIMATED_BINS = ("transition", "no data")
 COV_TYPES = ("ewc", "hac", "newey", "robust", "nonrobust")
 #: What users type for each covariance (statsmodels spells HAC in capitals).
 COV_ALIASES = {"hac": "hac", "newey": "newey", "newey-west": "hac", "nw": "hac", "ewc": "ewc",
